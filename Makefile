@@ -1,0 +1,72 @@
+# fhirlake build. `make` builds build/fhirlake; `make run` installs what is needed, builds
+# and serves on 127.0.0.1:8080 with data in ./data; `make test` installs what is needed
+# and runs every test (unit, ASan+UBSan unit, SQL-on-FHIR suite, integration).
+# Room-specific targets live in mk/*.mk (they add to EXTRA_TESTS and friends).
+
+CC      ?= gcc
+CXX     ?= g++
+BUILD   ?= build
+PORT    ?= 8080
+DATA    ?= ./data
+PKGS    := libmicrohttpd libcurl sqlite3 libpq libzstd zlib libcrypto
+OPT     ?= -O2
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $(OPT) -g -pthread \
+              -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN_FLAGS) $(CFLAGS)
+LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lsnappy -lpthread -lm \
+              $(SAN_FLAGS) $(LDFLAGS)
+
+LIB_SRC   := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
+CLI_SRC   := $(sort $(wildcard src/cli/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HEADERS   := $(shell find src -name '*.h')
+
+EXTRA_TESTS :=
+EXTRA_PHONY :=
+
+.PHONY: all deps run test unit asan-unit pytest clean $(EXTRA_PHONY)
+
+all: $(BUILD)/fhirlake
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libfhirlake.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fhirlake: $(CLI_OBJ) $(BUILD)/libfhirlake.a
+	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libfhirlake.a $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libfhirlake.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(BUILD)/libfhirlake.a $(LDLIBS_ALL)
+
+deps:
+	@bash scripts/setup.sh
+
+run: deps all
+	@mkdir -p $(DATA)
+	@echo "fhirlake: serving http://127.0.0.1:$(PORT)/fhir (data in $(DATA)); Ctrl-C stops"
+	$(BUILD)/fhirlake serve --port $(PORT) --data $(DATA)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && ../../$$t); done
+
+# Same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan-unit:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+
+pytest: all
+	@bash scripts/pytest.sh
+
+test: deps all unit asan-unit $(EXTRA_TESTS) pytest
+
+clean:
+	rm -rf build build-asan
+
+-include mk/*.mk

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything fhirlake's build, tests and benchmarks need on a fresh Debian 12
+# machine, as root. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS="build-essential pkg-config sqlite3 libsqlite3-dev libmicrohttpd-dev libpq-dev
+  libcurl4-openssl-dev libzstd-dev libsnappy-dev zlib1g-dev libssl-dev
+  libjansson-dev libsimdjson-dev valgrind postgresql curl"
+
+missing=""
+for p in $APT_PKGS; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq $missing
+fi
+
+# Python readers that judge our tables, and the test runner.
+PIP_PKGS="pytest requests pyarrow deltalake duckdb"
+if ! python3 -c "import pytest, requests, pyarrow, deltalake, duckdb" 2>/dev/null; then
+  python3 -m pip install -q $PIP_PKGS
+fi
+echo "setup: ok"
