@@ -19,8 +19,8 @@ if [ -n "$missing" ]; then
 fi
 
 # Python readers that judge our tables, and the test runner.
-PIP_PKGS="pytest requests pyarrow deltalake duckdb"
-if ! python3 -c "import pytest, requests, pyarrow, deltalake, duckdb" 2>/dev/null; then
+PIP_PKGS="pytest requests pyarrow deltalake duckdb pyspark==3.5.3 delta-spark==3.2.1"
+if ! python3 -c "import pytest, requests, pyarrow, deltalake, duckdb, pyspark, delta" 2>/dev/null; then
   python3 -m pip install -q $PIP_PKGS
 fi
 echo "setup: ok"
