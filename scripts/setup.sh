@@ -23,4 +23,8 @@ PIP_PKGS="pytest requests pyarrow deltalake duckdb pyspark==3.5.3 delta-spark==3
 if ! python3 -c "import pytest, requests, pyarrow, deltalake, duckdb, pyspark, delta" 2>/dev/null; then
   python3 -m pip install -q $PIP_PKGS
 fi
+# JS peers for the differential FHIRPath test and the view benchmark (tests/js, lockfile).
+if [ ! -d tests/js/node_modules ] && command -v npm >/dev/null 2>&1; then
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "setup: ok"
