@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS="build-essential pkg-config sqlite3 libsqlite3-dev libmicrohttpd-dev libpq-dev
   libcurl4-openssl-dev libzstd-dev libsnappy-dev zlib1g-dev libssl-dev
-  libjansson-dev libsimdjson-dev valgrind postgresql curl"
+  libjansson-dev libsimdjson-dev valgrind postgresql curl openjdk-17-jre-headless maven"
 
 missing=""
 for p in $APT_PKGS; do
