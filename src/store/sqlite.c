@@ -1,0 +1,987 @@
+/* sqlite.c: the embedded SQLite backend of store.h.
+ *
+ * Owns the schema in DIR/fhirlake.db (WAL mode):
+ *   history(rowid, rtype, id, version, ts, txid, deleted, body)  every version, tombstones
+ *   current(rtype, id, version, ts, deleted)                       newest version per id
+ *   counters(last_ts, last_txid)   the ts/txid allocators, read and bumped under the
+ *                                  write lock so two processes on one file stay ordered
+ *   outbox(seq, topic, ts, payload), jobs(id, kind, status, state, created, updated)
+ *
+ * Writes: one writer thread owns the write connection. store_commit() queues a request
+ * and waits; the writer drains the queue into one SQLite transaction (group commit: one
+ * fsync for many requests), each request inside its own SAVEPOINT so a failed request
+ * rolls back alone. Reads: a pool of connections, one borrowed per call.
+ */
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- schema ---- */
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS history("
+    "  rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL, txid INTEGER NOT NULL, deleted INTEGER NOT NULL,"
+    "  body TEXT);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS history_rid ON history(rtype, id, version);"
+    "CREATE INDEX IF NOT EXISTS history_ts ON history(rtype, ts);"
+    "CREATE TABLE IF NOT EXISTS current("
+    "  rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL, deleted INTEGER NOT NULL,"
+    "  PRIMARY KEY(rtype, id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS current_ts ON current(rtype, ts);"
+    "CREATE TABLE IF NOT EXISTS counters(k INTEGER PRIMARY KEY CHECK(k = 1),"
+    "  last_ts INTEGER NOT NULL, last_txid INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO counters VALUES(1, 0, 0);"
+    "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  topic TEXT NOT NULL, ts INTEGER NOT NULL, payload BLOB);"
+    "CREATE INDEX IF NOT EXISTS outbox_topic ON outbox(topic, seq);"
+    "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, kind TEXT, status TEXT,"
+    "  state TEXT, created INTEGER, updated INTEGER);";
+
+/* Writer statements, prepared once. */
+enum {
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVE, W_RELEASE, W_ROLLBACK_TO, W_GET_COUNTERS,
+    W_SET_COUNTERS, W_SEL_CUR, W_INS_HIST, W_UPS_CUR, W_INS_OUTBOX, W_N
+};
+static const char *WSQL[W_N] = {
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT req",
+    "RELEASE req",
+    "ROLLBACK TO req",
+    "SELECT last_ts, last_txid FROM counters WHERE k = 1",
+    "UPDATE counters SET last_ts = ?1, last_txid = ?2 WHERE k = 1",
+    "SELECT version, deleted FROM current WHERE rtype = ?1 AND id = ?2",
+    "INSERT INTO history(rtype, id, version, ts, txid, deleted, body)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "INSERT INTO current(rtype, id, version, ts, deleted) VALUES(?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT(rtype, id) DO UPDATE SET version = excluded.version,"
+    " ts = excluded.ts, deleted = excluded.deleted",
+    "INSERT INTO outbox(topic, ts, payload) VALUES(?1, ?2, ?3)",
+};
+
+/* Reader statements, prepared lazily per pooled connection. */
+enum {
+    R_READ_CUR, R_READ_VER, R_MAX_TS, R_SCAN, R_CHANGES_T, R_CHANGES_ALL, R_TYPES,
+    R_OUTBOX_READ, R_OUTBOX_TRIM, R_JOB_PUT, R_JOB_GET, R_JOB_LIST, R_JOB_LIST_ALL,
+    R_JOB_DEL, R_N
+};
+#define RES_COLS "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body"
+static const char *RSQL[R_N] = {
+    "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
+    " h.id = c.id AND h.version = c.version WHERE c.rtype = ?1 AND c.id = ?2",
+    "SELECT " RES_COLS " FROM history h WHERE rtype = ?1 AND id = ?2 AND version = ?3",
+    "SELECT last_ts FROM counters WHERE k = 1",
+    /* Snapshot at W: the current version when it is old enough (the common case), else
+     * the newest version at or before W; ids created after W find no row. */
+    "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
+    " h.id = c.id AND h.version = CASE WHEN c.ts <= ?2 THEN c.version ELSE"
+    " (SELECT max(x.version) FROM history x WHERE x.rtype = c.rtype AND x.id = c.id"
+    "  AND x.ts <= ?2) END WHERE c.rtype = ?1 AND (?3 OR h.deleted = 0) ORDER BY c.id",
+    "SELECT " RES_COLS " FROM history h WHERE rtype = ?1 AND ts > ?2 AND ts <= ?3"
+    " ORDER BY ts, rowid",
+    "SELECT " RES_COLS " FROM history h WHERE ts > ?1 AND ts <= ?2 ORDER BY ts, rowid",
+    "SELECT DISTINCT rtype FROM current WHERE deleted = 0",
+    "SELECT seq, ts, topic, payload FROM outbox WHERE topic = ?1 AND seq > ?2"
+    " ORDER BY seq LIMIT ?3",
+    "DELETE FROM outbox WHERE topic = ?1 AND seq <= ?2",
+    "INSERT INTO jobs(id, kind, status, state, created, updated)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET kind = excluded.kind,"
+    " status = excluded.status, state = excluded.state, updated = excluded.updated",
+    "SELECT id, kind, status, state, created, updated FROM jobs WHERE id = ?1",
+    "SELECT id, kind, status, state, created, updated FROM jobs WHERE kind = ?1"
+    " ORDER BY created",
+    "SELECT id, kind, status, state, created, updated FROM jobs ORDER BY created",
+    "DELETE FROM jobs WHERE id = ?1",
+};
+
+typedef struct rconn {
+    sqlite3 *db;
+    sqlite3_stmt *st[R_N];
+    int busy;
+} rconn;
+
+typedef struct wreq {
+    store_op *ops;
+    size_t n;
+    int64_t txid;
+    int rc;
+    int done;
+    fl_err err;
+    pthread_cond_t cv;
+    struct wreq *next;
+} wreq;
+
+struct store {
+    int sync;
+    sqlite3 *wdb;
+    sqlite3_stmt *w[W_N];
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    wreq *qhead, *qtail;
+    int stopping;
+    rconn *rc;
+    int nr;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    store_listener_fn listener;
+    void *listener_ctx;
+    buf body;             /* writer's render buffer, reused */
+};
+
+struct store_tx {
+    store *s;
+    int64_t ts;
+};
+
+/* ---- helpers ---- */
+static void db_err(fl_err *err, sqlite3 *db, const char *what)
+{
+    fl_err_set(err, 500, "", "store: %s: %s", what, db ? sqlite3_errmsg(db) : "no database");
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, fl_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fl_err_set(err, 500, "", "store: %s", msg ? msg : "exec failed");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs a statement that returns no rows (or whose rows are ignored) and resets it. */
+static int step_done(sqlite3_stmt *st)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, i);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+/* Fills r from a row laid out as RES_COLS. Strings point into the statement. */
+static void row_to_res(sqlite3_stmt *st, store_res *r)
+{
+    r->type = col_text(st, 0);
+    r->id = col_text(st, 1);
+    r->version = sqlite3_column_int64(st, 2);
+    r->ts = sqlite3_column_int64(st, 3);
+    r->txid = sqlite3_column_int64(st, 4);
+    r->deleted = sqlite3_column_int(st, 5);
+    r->body = col_text(st, 6);
+    r->body_len = (size_t)sqlite3_column_bytes(st, 6);
+}
+
+static sqlite3 *open_conn(const char *path, int sync, fl_err *err)
+{
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+        db_err(err, db, path);
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
+             "PRAGMA temp_store=MEMORY;",
+             sync == STORE_SYNC_NORMAL ? "NORMAL" : "FULL");
+    if (exec_sql(db, pragmas, err)) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+/* ---- reader pool ---- */
+static rconn *rc_get(store *s)
+{
+    pthread_mutex_lock(&s->rmu);
+    for (;;) {
+        for (int i = 0; i < s->nr; i++) {
+            if (!s->rc[i].busy) {
+                s->rc[i].busy = 1;
+                pthread_mutex_unlock(&s->rmu);
+                return &s->rc[i];
+            }
+        }
+        pthread_cond_wait(&s->rcv, &s->rmu);
+    }
+}
+
+static void rc_put(store *s, rconn *c)
+{
+    pthread_mutex_lock(&s->rmu);
+    c->busy = 0;
+    pthread_cond_signal(&s->rcv);
+    pthread_mutex_unlock(&s->rmu);
+}
+
+static sqlite3_stmt *rc_stmt(rconn *c, int which, fl_err *err)
+{
+    if (!c->st[which] &&
+        sqlite3_prepare_v3(c->db, RSQL[which], -1, SQLITE_PREPARE_PERSISTENT, &c->st[which],
+                           NULL) != SQLITE_OK) {
+        db_err(err, c->db, "prepare");
+        return NULL;
+    }
+    return c->st[which];
+}
+
+/* ---- writer ---- */
+static int64_t next_ts(int64_t last)
+{
+    int64_t now = fl_now_micros();
+    return now > last ? now : last + 1;
+}
+
+static int apply_put(store *s, store_op *op, int64_t cur_ver, int64_t txid, int64_t ts,
+                     fl_err *err)
+{
+    op->version = cur_ver + 1;
+    op->changed = 1;
+    buf_reset(&s->body);
+    op->render(op->render_ctx, op->version, ts, &s->body);
+    sqlite3_stmt *h = s->w[W_INS_HIST], *c = s->w[W_UPS_CUR];
+    bind_text(h, 1, op->type);
+    bind_text(h, 2, op->id);
+    sqlite3_bind_int64(h, 3, op->version);
+    sqlite3_bind_int64(h, 4, ts);
+    sqlite3_bind_int64(h, 5, txid);
+    sqlite3_bind_int(h, 6, 0);
+    sqlite3_bind_text(h, 7, s->body.p ? s->body.p : "", (int)s->body.len, SQLITE_STATIC);
+    bind_text(c, 1, op->type);
+    bind_text(c, 2, op->id);
+    sqlite3_bind_int64(c, 3, op->version);
+    sqlite3_bind_int64(c, 4, ts);
+    sqlite3_bind_int(c, 5, 0);
+    if (step_done(h) || step_done(c)) {
+        db_err(err, s->wdb, "write");
+        return -1;
+    }
+    return 0;
+}
+
+static int apply_delete(store *s, store_op *op, int64_t cur_ver, int64_t txid, int64_t ts,
+                        fl_err *err)
+{
+    op->version = cur_ver + 1;
+    op->changed = 1;
+    sqlite3_stmt *h = s->w[W_INS_HIST], *c = s->w[W_UPS_CUR];
+    bind_text(h, 1, op->type);
+    bind_text(h, 2, op->id);
+    sqlite3_bind_int64(h, 3, op->version);
+    sqlite3_bind_int64(h, 4, ts);
+    sqlite3_bind_int64(h, 5, txid);
+    sqlite3_bind_int(h, 6, 1);
+    sqlite3_bind_null(h, 7);
+    bind_text(c, 1, op->type);
+    bind_text(c, 2, op->id);
+    sqlite3_bind_int64(c, 3, op->version);
+    sqlite3_bind_int64(c, 4, ts);
+    sqlite3_bind_int(c, 5, 1);
+    if (step_done(h) || step_done(c)) {
+        db_err(err, s->wdb, "delete");
+        return -1;
+    }
+    return 0;
+}
+
+static int notify(store *s, store_op *op, int64_t txid, int64_t ts, fl_err *err)
+{
+    if (!s->listener) return 0;
+    store_res r = {op->type, op->id, op->version, ts, txid, op->kind == STORE_DELETE,
+                   op->kind == STORE_DELETE ? NULL : s->body.p,
+                   op->kind == STORE_DELETE ? 0 : s->body.len};
+    store_tx tx = {s, ts};
+    return s->listener(s->listener_ctx, &tx, &r, err);
+}
+
+/* Applies one op inside the open savepoint. */
+static int apply_op(store *s, store_op *op, size_t i, int64_t txid, int64_t ts, fl_err *err)
+{
+    op->ts = ts;
+    op->version = 0;
+    op->created = 0;
+    op->changed = 0;
+    char where[32];
+    snprintf(where, sizeof where, "op[%zu]", i);
+    sqlite3_stmt *q = s->w[W_SEL_CUR];
+    bind_text(q, 1, op->type);
+    bind_text(q, 2, op->id);
+    int64_t cur_ver = 0;
+    int cur_del = 1;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        cur_ver = sqlite3_column_int64(q, 0);
+        cur_del = sqlite3_column_int(q, 1);
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_err(err, s->wdb, "read current");
+        return -1;
+    }
+    int64_t live = cur_del ? 0 : cur_ver;
+    if (op->if_match >= 0 && op->if_match != live) {
+        fl_err_set(err, 412, where, "version conflict: If-Match %lld, current version %lld",
+                   (long long)op->if_match, (long long)live);
+        return -1;
+    }
+    if (op->kind == STORE_DELETE) {
+        if (!live) return 0; /* deleting nothing is not a change */
+        if (apply_delete(s, op, cur_ver, txid, ts, err)) return -1;
+    } else if (op->kind == STORE_PUT && op->render) {
+        op->created = live == 0;
+        if (apply_put(s, op, cur_ver, txid, ts, err)) return -1;
+    } else {
+        fl_err_set(err, 500, where, "store: bad op kind %d", op->kind);
+        return -1;
+    }
+    if (notify(s, op, txid, ts, err)) {
+        if (!err->where[0]) snprintf(err->where, sizeof err->where, "%s", where);
+        return -1;
+    }
+    return 0;
+}
+
+static void apply_req(store *s, wreq *r, int64_t *last_ts, int64_t *last_txid)
+{
+    if (step_done(s->w[W_SAVE])) {
+        db_err(&r->err, s->wdb, "savepoint");
+        r->rc = -1;
+        return;
+    }
+    int64_t ts = next_ts(*last_ts), txid = *last_txid + 1;
+    r->rc = 0;
+    for (size_t i = 0; i < r->n && r->rc == 0; i++)
+        r->rc = apply_op(s, &r->ops[i], i, txid, ts, &r->err);
+    if (r->rc) {
+        step_done(s->w[W_ROLLBACK_TO]);
+    } else {
+        r->txid = txid;
+        *last_ts = ts;
+        *last_txid = txid;
+    }
+    step_done(s->w[W_RELEASE]);
+}
+
+static void fail_all(wreq *list, fl_err *err)
+{
+    for (wreq *r = list; r; r = r->next) {
+        if (r->rc == 0) {
+            r->err = *err;
+            r->rc = -1;
+        }
+    }
+}
+
+/* One group commit over the requests in list. */
+static void run_batch(store *s, wreq *list)
+{
+    fl_err err;
+    fl_err_clear(&err);
+    if (step_done(s->w[W_BEGIN])) {
+        db_err(&err, s->wdb, "begin");
+        for (wreq *r = list; r; r = r->next) r->rc = 0;
+        fail_all(list, &err);
+        return;
+    }
+    sqlite3_stmt *c = s->w[W_GET_COUNTERS];
+    int64_t last_ts = 0, last_txid = 0;
+    if (sqlite3_step(c) == SQLITE_ROW) {
+        last_ts = sqlite3_column_int64(c, 0);
+        last_txid = sqlite3_column_int64(c, 1);
+    }
+    sqlite3_reset(c);
+    for (wreq *r = list; r; r = r->next) {
+        apply_req(s, r, &last_ts, &last_txid);
+        if (sqlite3_get_autocommit(s->wdb)) {
+            /* SQLite rolled the whole transaction back (I/O error, disk full): nothing of
+             * this batch is written, so every request in it fails. */
+            db_err(&err, s->wdb, "transaction aborted");
+            for (wreq *x = list; x; x = x->next) x->rc = 0;
+            fail_all(list, &err);
+            return;
+        }
+    }
+    sqlite3_stmt *u = s->w[W_SET_COUNTERS];
+    sqlite3_bind_int64(u, 1, last_ts);
+    sqlite3_bind_int64(u, 2, last_txid);
+    if (step_done(u) || step_done(s->w[W_COMMIT])) {
+        db_err(&err, s->wdb, "commit");
+        step_done(s->w[W_ROLLBACK]);
+        fail_all(list, &err);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    store *s = arg;
+    pthread_mutex_lock(&s->qmu);
+    for (;;) {
+        while (!s->qhead && !s->stopping) pthread_cond_wait(&s->qcv, &s->qmu);
+        if (!s->qhead) break;
+        wreq *list = s->qhead;
+        s->qhead = s->qtail = NULL;
+        pthread_mutex_unlock(&s->qmu);
+        run_batch(s, list);
+        pthread_mutex_lock(&s->qmu);
+        for (wreq *r = list, *next; r; r = next) {
+            next = r->next; /* r lives on its caller's stack: read next before waking it */
+            r->done = 1;
+            pthread_cond_signal(&r->cv);
+        }
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return NULL;
+}
+
+int store_commit(store *s, store_op *ops, size_t n, int64_t *txid_out, fl_err *err)
+{
+    wreq r = {.ops = ops, .n = n};
+    fl_err_clear(&r.err);
+    pthread_cond_init(&r.cv, NULL);
+    pthread_mutex_lock(&s->qmu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->qmu);
+        pthread_cond_destroy(&r.cv);
+        fl_err_set(err, 503, "", "store: shutting down");
+        return -1;
+    }
+    if (s->qtail) s->qtail->next = &r;
+    else s->qhead = &r;
+    s->qtail = &r;
+    pthread_cond_signal(&s->qcv);
+    while (!r.done) pthread_cond_wait(&r.cv, &s->qmu);
+    pthread_mutex_unlock(&s->qmu);
+    pthread_cond_destroy(&r.cv);
+    if (r.rc) {
+        *err = r.err;
+        return -1;
+    }
+    if (txid_out) *txid_out = r.txid;
+    return 0;
+}
+
+/* ---- open / close ---- */
+static int open_writer(store *s, const char *path, fl_err *err)
+{
+    s->wdb = open_conn(path, s->sync, err);
+    if (!s->wdb || exec_sql(s->wdb, SCHEMA, err)) return -1;
+    for (int i = 0; i < W_N; i++) {
+        if (sqlite3_prepare_v3(s->wdb, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
+                               NULL) != SQLITE_OK) {
+            db_err(err, s->wdb, WSQL[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+store *store_open(const char *dir, const store_opts *opts, fl_err *err)
+{
+    store *s = calloc(1, sizeof *s);
+    if (!s) {
+        fl_err_set(err, 500, "", "store: out of memory");
+        return NULL;
+    }
+    s->sync = opts ? opts->sync : STORE_SYNC_FULL;
+    s->nr = opts && opts->read_conns > 0 ? opts->read_conns : 8;
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_cond_init(&s->qcv, NULL);
+    pthread_mutex_init(&s->rmu, NULL);
+    pthread_cond_init(&s->rcv, NULL);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fhirlake.db", dir);
+    if (open_writer(s, path, err)) goto fail;
+    s->rc = calloc((size_t)s->nr, sizeof *s->rc);
+    if (!s->rc) goto fail;
+    for (int i = 0; i < s->nr; i++)
+        if (!(s->rc[i].db = open_conn(path, s->sync, err))) goto fail;
+    if (pthread_create(&s->writer, NULL, writer_main, s)) {
+        fl_err_set(err, 500, "", "store: cannot start the writer thread");
+        goto fail;
+    }
+    s->writer_started = 1;
+    return s;
+fail:
+    if (!err->status) fl_err_set(err, 500, "", "store: cannot open %s", path);
+    store_close(s);
+    return NULL;
+}
+
+void store_close(store *s)
+{
+    if (!s) return;
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->qmu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->qcv);
+        pthread_mutex_unlock(&s->qmu);
+        pthread_join(s->writer, NULL);
+    }
+    for (int i = 0; i < W_N; i++) sqlite3_finalize(s->w[i]);
+    sqlite3_close(s->wdb);
+    for (int i = 0; s->rc && i < s->nr; i++) {
+        for (int j = 0; j < R_N; j++) sqlite3_finalize(s->rc[i].st[j]);
+        sqlite3_close(s->rc[i].db);
+    }
+    free(s->rc);
+    buf_free(&s->body);
+    pthread_mutex_destroy(&s->qmu);
+    pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->rmu);
+    pthread_cond_destroy(&s->rcv);
+    free(s);
+}
+
+void store_set_listener(store *s, store_listener_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->qmu); /* the writer reads these between batches only */
+    s->listener = fn;
+    s->listener_ctx = ctx;
+    pthread_mutex_unlock(&s->qmu);
+}
+
+int store_outbox_add(store_tx *tx, const char *topic, const char *payload, size_t len,
+                     fl_err *err)
+{
+    sqlite3_stmt *st = tx->s->w[W_INS_OUTBOX];
+    bind_text(st, 1, topic);
+    sqlite3_bind_int64(st, 2, tx->ts);
+    sqlite3_bind_blob(st, 3, payload, (int)len, SQLITE_STATIC);
+    if (step_done(st)) {
+        db_err(err, tx->s->wdb, "outbox");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- reads ---- */
+static void copy_res(arena *a, sqlite3_stmt *st, store_res *out)
+{
+    row_to_res(st, out);
+    out->type = arena_strdup(a, out->type ? out->type : "");
+    out->id = arena_strdup(a, out->id ? out->id : "");
+    out->body = out->body ? arena_strndup(a, out->body, out->body_len) : NULL;
+}
+
+int store_read(store *s, arena *a, const char *type, const char *id, int64_t version,
+               store_res *out, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, version > 0 ? R_READ_VER : R_READ_CUR, err);
+    int ret = -1;
+    if (!st) goto out;
+    bind_text(st, 1, type);
+    bind_text(st, 2, id);
+    if (version > 0) sqlite3_bind_int64(st, 3, version);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_res(a, st, out);
+        if (out->deleted)
+            fl_err_set(err, 410, "", "%s/%s was deleted (version %lld)", type, id,
+                       (long long)out->version);
+        else ret = 0;
+    } else if (rc == SQLITE_DONE) {
+        if (version > 0)
+            fl_err_set(err, 404, "", "%s/%s has no version %lld", type, id, (long long)version);
+        else fl_err_set(err, 404, "", "%s/%s not found", type, id);
+    } else {
+        db_err(err, c->db, "read");
+    }
+    sqlite3_reset(st);
+out:
+    rc_put(s, c);
+    return ret;
+}
+
+/* Steps st, calling fn per row; returns 0, or -1 with err on a database error. */
+static int each_row(sqlite3 *db, sqlite3_stmt *st, store_row_fn fn, void *ctx, fl_err *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_res r;
+        row_to_res(st, &r);
+        if (fn(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) db_err(err, db, "query");
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int64_t count_of(sqlite3 *db, const char *sql, const char *a1, const char *a2,
+                        int64_t since)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        bind_text(st, 1, a1);
+        bind_text(st, 2, a2);
+        sqlite3_bind_int64(st, 3, since);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+int store_history(store *s, const char *type, const char *id, int64_t since, long offset,
+                  long count, store_row_fn fn, void *ctx, long *total, fl_err *err)
+{
+    /* ?1/?2 NULL mean "any"; written so each level still uses its index. */
+    const char *filter = id     ? "rtype = ?1 AND id = ?2 AND ts >= ?3"
+                         : type ? "rtype = ?1 AND ?2 IS NULL AND ts >= ?3"
+                                : "?1 IS NULL AND ?2 IS NULL AND ts >= ?3";
+    char sql[512];
+    rconn *c = rc_get(s);
+    if (total) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM history WHERE %s", filter);
+        *total = (long)count_of(c->db, sql, type, id, since);
+    }
+    snprintf(sql, sizeof sql,
+             "SELECT " RES_COLS " FROM history h WHERE %s ORDER BY ts DESC, version DESC"
+             " LIMIT ?4 OFFSET ?5", filter);
+    sqlite3_stmt *st = NULL;
+    int ret = -1;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_err(err, c->db, "history");
+    } else {
+        bind_text(st, 1, type);
+        bind_text(st, 2, id);
+        sqlite3_bind_int64(st, 3, since);
+        sqlite3_bind_int64(st, 4, count);
+        sqlite3_bind_int64(st, 5, offset);
+        ret = each_row(c->db, st, fn, ctx, err);
+    }
+    sqlite3_finalize(st);
+    rc_put(s, c);
+    return ret;
+}
+
+static void search_where(buf *sql, const store_query *q)
+{
+    buf_puts(sql, " WHERE c.rtype = ?1 AND c.deleted = 0 AND c.ts >= ?2 AND c.ts <= ?3");
+    if (q->ids) {
+        buf_puts(sql, " AND c.id IN (");
+        for (size_t i = 0; i < q->n_ids; i++) buf_printf(sql, "%s?%zu", i ? "," : "", i + 4);
+        if (!q->n_ids) buf_puts(sql, "NULL");
+        buf_puts(sql, ")");
+    }
+}
+
+static void search_bind(sqlite3_stmt *st, const store_query *q)
+{
+    bind_text(st, 1, q->type);
+    sqlite3_bind_int64(st, 2, q->ts_min);
+    sqlite3_bind_int64(st, 3, q->ts_max);
+    for (size_t i = 0; q->ids && i < q->n_ids; i++) bind_text(st, (int)i + 4, q->ids[i]);
+}
+
+static long search_count(sqlite3 *db, const store_query *q)
+{
+    buf sql = BUF_INIT;
+    buf_puts(&sql, "SELECT count(*) FROM current c");
+    search_where(&sql, q);
+    sqlite3_stmt *st = NULL;
+    long n = 0;
+    if (sqlite3_prepare_v2(db, sql.p, -1, &st, NULL) == SQLITE_OK) {
+        search_bind(st, q);
+        if (sqlite3_step(st) == SQLITE_ROW) n = (long)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    buf_free(&sql);
+    return n;
+}
+
+int store_search(store *s, const store_query *q, store_row_fn fn, void *ctx, long *total,
+                 fl_err *err)
+{
+    rconn *c = rc_get(s);
+    if (total) *total = search_count(c->db, q);
+    buf sql = BUF_INIT;
+    buf_puts(&sql, "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype"
+                   " AND h.id = c.id AND h.version = c.version");
+    search_where(&sql, q);
+    buf_puts(&sql, q->sort > 0   ? " ORDER BY c.ts, c.id"
+                   : q->sort < 0 ? " ORDER BY c.ts DESC, c.id"
+                                 : " ORDER BY c.id");
+    buf_printf(&sql, " LIMIT %ld OFFSET %ld", q->count, q->offset > 0 ? q->offset : 0);
+    sqlite3_stmt *st = NULL;
+    int ret = -1;
+    if (sqlite3_prepare_v2(c->db, sql.p, -1, &st, NULL) != SQLITE_OK) {
+        db_err(err, c->db, "search");
+    } else {
+        search_bind(st, q);
+        ret = each_row(c->db, st, fn, ctx, err);
+    }
+    sqlite3_finalize(st);
+    buf_free(&sql);
+    rc_put(s, c);
+    return ret;
+}
+
+/* Runs a pooled statement after bind() filled its parameters. */
+static int run_pooled(store *s, int which, void (*bind)(sqlite3_stmt *, const void *),
+                      const void *args, store_row_fn fn, void *ctx, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, which, err);
+    int ret = -1;
+    if (st) {
+        bind(st, args);
+        ret = each_row(c->db, st, fn, ctx, err);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    rc_put(s, c);
+    return ret;
+}
+
+typedef struct qargs {
+    const char *type;
+    int64_t a, b;
+    int flag;
+} qargs;
+
+static void bind_scan(sqlite3_stmt *st, const void *p)
+{
+    const qargs *q = p;
+    bind_text(st, 1, q->type);
+    sqlite3_bind_int64(st, 2, q->a);
+    sqlite3_bind_int(st, 3, q->flag);
+}
+
+static void bind_changes(sqlite3_stmt *st, const void *p)
+{
+    const qargs *q = p;
+    int i = 1;
+    if (q->type) bind_text(st, i++, q->type);
+    sqlite3_bind_int64(st, i++, q->a);
+    sqlite3_bind_int64(st, i, q->b);
+}
+
+int store_scan(store *s, const char *type, int64_t W, int with_deleted, store_row_fn fn,
+               void *ctx, fl_err *err)
+{
+    qargs q = {type, W, 0, with_deleted ? 1 : 0};
+    return run_pooled(s, R_SCAN, bind_scan, &q, fn, ctx, err);
+}
+
+int store_changes(store *s, const char *type, int64_t since, int64_t W, store_row_fn fn,
+                  void *ctx, fl_err *err)
+{
+    qargs q = {type, since, W, 0};
+    return run_pooled(s, type ? R_CHANGES_T : R_CHANGES_ALL, bind_changes, &q, fn, ctx, err);
+}
+
+int64_t store_max_ts(store *s)
+{
+    fl_err err;
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, R_MAX_TS, &err);
+    int64_t ts = 0;
+    if (st && sqlite3_step(st) == SQLITE_ROW) ts = sqlite3_column_int64(st, 0);
+    if (st) sqlite3_reset(st);
+    rc_put(s, c);
+    return ts;
+}
+
+int store_types(store *s, arena *a, const char ***types_out, size_t *n_out, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, R_TYPES, err);
+    int ret = -1;
+    size_t n = 0, cap = 16;
+    const char **v = arena_alloc(a, cap * sizeof *v);
+    if (st) {
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                const char **nv = arena_alloc(a, cap * 2 * sizeof *v);
+                memcpy(nv, v, n * sizeof *v);
+                v = nv;
+                cap *= 2;
+            }
+            v[n++] = arena_strdup(a, col_text(st, 0));
+        }
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) ret = 0;
+        else db_err(err, c->db, "types");
+    }
+    rc_put(s, c);
+    *types_out = v;
+    *n_out = n;
+    return ret;
+}
+
+/* ---- outbox reads ---- */
+int store_outbox_read(store *s, const char *topic, int64_t after_seq, long max,
+                      store_event_fn fn, void *ctx, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, R_OUTBOX_READ, err);
+    int ret = -1;
+    if (st) {
+        bind_text(st, 1, topic);
+        sqlite3_bind_int64(st, 2, after_seq);
+        sqlite3_bind_int64(st, 3, max);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_event e = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                             col_text(st, 2), sqlite3_column_blob(st, 3),
+                             (size_t)sqlite3_column_bytes(st, 3)};
+            if (fn(ctx, &e)) {
+                rc = SQLITE_DONE;
+                break;
+            }
+        }
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) ret = 0;
+        else db_err(err, c->db, "outbox read");
+    }
+    rc_put(s, c);
+    return ret;
+}
+
+/* Runs a pooled write statement binding ?1 = t1 and ?2 = t2, or ?2 = i3 when t2 is NULL. */
+static int pooled_exec(store *s, int which, const char *t1, const char *t2, int64_t i3,
+                       fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, which, err);
+    int ret = -1;
+    if (st) {
+        bind_text(st, 1, t1);
+        if (t2) bind_text(st, 2, t2);
+        else sqlite3_bind_int64(st, 2, i3);
+        ret = step_done(st);
+        sqlite3_clear_bindings(st);
+        if (ret) db_err(err, c->db, "write");
+    }
+    rc_put(s, c);
+    return ret;
+}
+
+int store_outbox_trim(store *s, const char *topic, int64_t upto, fl_err *err)
+{
+    return pooled_exec(s, R_OUTBOX_TRIM, topic, NULL, upto, err);
+}
+
+/* ---- jobs ---- */
+int store_job_put(store *s, const store_job *j, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, R_JOB_PUT, err);
+    int ret = -1;
+    if (st) {
+        int64_t now = fl_now_micros();
+        bind_text(st, 1, j->id);
+        bind_text(st, 2, j->kind);
+        bind_text(st, 3, j->status);
+        bind_text(st, 4, j->state);
+        sqlite3_bind_int64(st, 5, j->created ? j->created : now);
+        sqlite3_bind_int64(st, 6, j->updated ? j->updated : now);
+        ret = step_done(st);
+        if (ret) db_err(err, c->db, "job");
+    }
+    rc_put(s, c);
+    return ret;
+}
+
+static void row_to_job(sqlite3_stmt *st, store_job *j)
+{
+    j->id = col_text(st, 0);
+    j->kind = col_text(st, 1);
+    j->status = col_text(st, 2);
+    j->state = col_text(st, 3);
+    j->created = sqlite3_column_int64(st, 4);
+    j->updated = sqlite3_column_int64(st, 5);
+}
+
+static const char *adup(arena *a, const char *s) { return s ? arena_strdup(a, s) : NULL; }
+
+int store_job_get(store *s, arena *a, const char *id, store_job *out, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, R_JOB_GET, err);
+    int ret = -1;
+    if (st) {
+        bind_text(st, 1, id);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            row_to_job(st, out);
+            out->id = adup(a, out->id);
+            out->kind = adup(a, out->kind);
+            out->status = adup(a, out->status);
+            out->state = adup(a, out->state);
+            ret = 0;
+        } else if (rc == SQLITE_DONE) {
+            fl_err_set(err, 404, "", "job %s not found", id);
+        } else {
+            db_err(err, c->db, "job");
+        }
+        sqlite3_reset(st);
+    }
+    rc_put(s, c);
+    return ret;
+}
+
+int store_job_list(store *s, const char *kind, store_job_fn fn, void *ctx, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, kind ? R_JOB_LIST : R_JOB_LIST_ALL, err);
+    int ret = -1;
+    if (st) {
+        if (kind) bind_text(st, 1, kind);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_job j;
+            row_to_job(st, &j);
+            if (fn(ctx, &j)) {
+                rc = SQLITE_DONE;
+                break;
+            }
+        }
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) ret = 0;
+        else db_err(err, c->db, "jobs");
+    }
+    rc_put(s, c);
+    return ret;
+}
+
+int store_job_delete(store *s, const char *id, fl_err *err)
+{
+    rconn *c = rc_get(s);
+    sqlite3_stmt *st = rc_stmt(c, R_JOB_DEL, err);
+    int ret = -1;
+    if (st) {
+        bind_text(st, 1, id);
+        ret = step_done(st);
+        if (ret) db_err(err, c->db, "job delete");
+    }
+    rc_put(s, c);
+    return ret;
+}

@@ -1,0 +1,353 @@
+/* test_store.c: store semantics on the SQLite backend — versions, strictly increasing ts,
+ * history, deletes as tombstones, If-Match, atomic multi-op requests, snapshot at a
+ * watermark, changes since, outbox via the listener, jobs, concurrent group commit. */
+#include "t.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static void mkdir_tmp(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/fl_store_test_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+}
+
+static void rm_tmp(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* Render: {"v":<version>,"ts":<ts>,"x":"<ctx>"} so tests can see what the store passed. */
+static void render(void *ctx, int64_t version, int64_t ts, buf *out)
+{
+    buf_printf(out, "{\"v\":%lld,\"ts\":%lld,\"x\":\"%s\"}", (long long)version,
+               (long long)ts, (const char *)ctx);
+}
+
+static int put(store *s, const char *type, const char *id, const char *x, int64_t if_match,
+               store_op *out, fl_err *err)
+{
+    store_op op = {.kind = STORE_PUT, .type = type, .id = id, .if_match = if_match,
+                   .render = render, .render_ctx = (void *)x};
+    int rc = store_commit(s, &op, 1, NULL, err);
+    if (out) *out = op;
+    return rc;
+}
+
+static int del(store *s, const char *type, const char *id, store_op *out, fl_err *err)
+{
+    store_op op = {.kind = STORE_DELETE, .type = type, .id = id, .if_match = -1};
+    int rc = store_commit(s, &op, 1, NULL, err);
+    if (out) *out = op;
+    return rc;
+}
+
+typedef struct collect {
+    int n;
+    char ids[64][40];
+    int64_t versions[64];
+    int deleted[64];
+    int64_t ts[64];
+} collect;
+
+static int collect_row(void *ctx, const store_res *r)
+{
+    collect *c = ctx;
+    if (c->n < 64) {
+        snprintf(c->ids[c->n], sizeof c->ids[0], "%s", r->id);
+        c->versions[c->n] = r->version;
+        c->deleted[c->n] = r->deleted;
+        c->ts[c->n] = r->ts;
+    }
+    c->n++;
+    return 0;
+}
+
+static void test_versions_and_read(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    store_op a, b, c;
+    CHECK(put(s, "Patient", "p1", "one", -1, &a, &err) == 0);
+    CHECK(a.version == 1 && a.created == 1);
+    CHECK(put(s, "Patient", "p1", "two", -1, &b, &err) == 0);
+    CHECK(b.version == 2 && b.created == 0);
+    CHECK(b.ts > a.ts);
+    CHECK(store_max_ts(s) == b.ts);
+    arena *ar = arena_new(0);
+    store_res r;
+    CHECK(store_read(s, ar, "Patient", "p1", 0, &r, &err) == 0);
+    CHECK(r.version == 2 && strstr(r.body, "\"x\":\"two\"") != NULL);
+    CHECK(store_read(s, ar, "Patient", "p1", 1, &r, &err) == 0);
+    CHECK(strstr(r.body, "\"x\":\"one\"") != NULL);
+    CHECK(store_read(s, ar, "Patient", "p1", 3, &r, &err) == -1 && err.status == 404);
+    CHECK(store_read(s, ar, "Patient", "nope", 0, &r, &err) == -1 && err.status == 404);
+    CHECK(store_read(s, ar, "Observation", "p1", 0, &r, &err) == -1 && err.status == 404);
+    /* If-Match */
+    fl_err_clear(&err);
+    CHECK(put(s, "Patient", "p1", "bad", 1, NULL, &err) == -1 && err.status == 412);
+    CHECK(put(s, "Patient", "p1", "three", 2, &c, &err) == 0 && c.version == 3);
+    CHECK(put(s, "Patient", "new", "x", 0, NULL, &err) == 0);
+    CHECK(put(s, "Patient", "new", "x", 0, NULL, &err) == -1 && err.status == 412);
+    /* delete, then read 410, then re-create continues the version line */
+    store_op d;
+    CHECK(del(s, "Patient", "p1", &d, &err) == 0 && d.version == 4 && d.changed);
+    CHECK(store_read(s, ar, "Patient", "p1", 0, &r, &err) == -1 && err.status == 410);
+    CHECK(store_read(s, ar, "Patient", "p1", 4, &r, &err) == -1 && err.status == 410);
+    CHECK(del(s, "Patient", "p1", &d, &err) == 0 && !d.changed);
+    CHECK(del(s, "Patient", "ghost", &d, &err) == 0 && !d.changed);
+    CHECK(put(s, "Patient", "p1", "back", -1, &c, &err) == 0 && c.version == 5 && c.created);
+    /* instance history: newest first, tombstone included */
+    collect h = {0};
+    long total = 0;
+    CHECK(store_history(s, "Patient", "p1", 0, 0, -1, collect_row, &h, &total, &err) == 0);
+    CHECK(h.n == 5 && total == 5);
+    CHECK(h.versions[0] == 5 && h.versions[1] == 4 && h.deleted[1] == 1);
+    CHECK(h.ts[0] > h.ts[1] && h.ts[1] > h.ts[2]);
+    collect th = {0};
+    CHECK(store_history(s, "Patient", NULL, 0, 1, 2, collect_row, &th, &total, &err) == 0);
+    CHECK(th.n == 2 && total == 6);
+    collect sh = {0};
+    CHECK(store_history(s, NULL, NULL, 0, 0, -1, collect_row, &sh, &total, &err) == 0);
+    CHECK(sh.n == 6);
+    arena_free(ar);
+    store_close(s);
+    rm_tmp();
+}
+
+static void test_atomic_and_snapshot(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    store_op a;
+    CHECK(put(s, "Patient", "a", "a1", -1, &a, &err) == 0);
+    int64_t W1 = store_max_ts(s);
+    /* A request with a failing op writes nothing. */
+    store_op ops[3] = {
+        {.kind = STORE_PUT, .type = "Patient", .id = "b", .if_match = -1, .render = render,
+         .render_ctx = "b1"},
+        {.kind = STORE_PUT, .type = "Patient", .id = "a", .if_match = -1, .render = render,
+         .render_ctx = "a2"},
+        {.kind = STORE_PUT, .type = "Patient", .id = "c", .if_match = 7, .render = render,
+         .render_ctx = "c1"},
+    };
+    int64_t txid = 0;
+    CHECK(store_commit(s, ops, 3, &txid, &err) == -1 && err.status == 412);
+    CHECK_STR(err.where, "op[2]");
+    arena *ar = arena_new(0);
+    store_res r;
+    CHECK(store_read(s, ar, "Patient", "b", 0, &r, &err) == -1 && err.status == 404);
+    CHECK(store_max_ts(s) == W1);
+    /* Same request without the bad op: all share one ts and one txid. */
+    CHECK(store_commit(s, ops, 2, &txid, &err) == 0);
+    CHECK(ops[0].ts == ops[1].ts && ops[0].ts > W1 && txid > 0);
+    int64_t W2 = store_max_ts(s);
+    CHECK(del(s, "Patient", "b", NULL, &err) == 0);
+    CHECK(put(s, "Patient", "d", "d1", -1, NULL, &err) == 0);
+    int64_t W3 = store_max_ts(s);
+    /* Snapshot at W1: only a@1 */
+    collect c1 = {0};
+    CHECK(store_scan(s, "Patient", W1, 0, collect_row, &c1, &err) == 0);
+    CHECK(c1.n == 1 && c1.versions[0] == 1);
+    /* At W2: a@2, b@1 */
+    collect c2 = {0};
+    CHECK(store_scan(s, "Patient", W2, 0, collect_row, &c2, &err) == 0);
+    CHECK(c2.n == 2 && !strcmp(c2.ids[0], "a") && c2.versions[0] == 2 && !strcmp(c2.ids[1], "b"));
+    /* At W3 without deleted: a, d; with deleted: a, b (tombstone), d */
+    collect c3 = {0}, c3d = {0};
+    CHECK(store_scan(s, "Patient", W3, 0, collect_row, &c3, &err) == 0);
+    CHECK(c3.n == 2);
+    CHECK(store_scan(s, "Patient", W3, 1, collect_row, &c3d, &err) == 0);
+    CHECK(c3d.n == 3 && c3d.deleted[1] == 1);
+    /* Changes in (W1, W3]: b1, a2 (same ts), b deleted, d1 */
+    collect ch = {0};
+    CHECK(store_changes(s, "Patient", W1, W3, collect_row, &ch, &err) == 0);
+    CHECK(ch.n == 4 && ch.deleted[2] == 1 && !strcmp(ch.ids[3], "d"));
+    collect ch2 = {0};
+    CHECK(store_changes(s, NULL, W2, W3, collect_row, &ch2, &err) == 0);
+    CHECK(ch2.n == 2);
+    /* Search: current, non-deleted, by ts */
+    collect sr = {0};
+    long total = 0;
+    store_query q = {.type = "Patient", .ts_min = INT64_MIN, .ts_max = INT64_MAX,
+                     .sort = -1, .count = 1};
+    CHECK(store_search(s, &q, collect_row, &sr, &total, &err) == 0);
+    CHECK(total == 2 && sr.n == 1 && !strcmp(sr.ids[0], "d"));
+    const char *ids[] = {"a", "b", "zz"};
+    q.ids = ids;
+    q.n_ids = 3;
+    q.count = -1;
+    collect si = {0};
+    CHECK(store_search(s, &q, collect_row, &si, &total, &err) == 0);
+    CHECK(total == 1 && si.n == 1 && !strcmp(si.ids[0], "a"));
+    q.ids = NULL;
+    q.ts_min = W3;
+    collect sl = {0};
+    CHECK(store_search(s, &q, collect_row, &sl, &total, &err) == 0);
+    CHECK(total == 1 && !strcmp(sl.ids[0], "d"));
+    const char **types;
+    size_t nt;
+    CHECK(store_types(s, ar, &types, &nt, &err) == 0 && nt == 1 && !strcmp(types[0], "Patient"));
+    arena_free(ar);
+    store_close(s);
+    /* Reopen: data and counters survive; new ts continue after the old ones. */
+    s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK(store_max_ts(s) == W3);
+        store_op e;
+        CHECK(put(s, "Patient", "a", "a3", -1, &e, &err) == 0 && e.version == 3 && e.ts > W3);
+        store_close(s);
+    }
+    rm_tmp();
+}
+
+static int listener(void *ctx, store_tx *tx, const store_res *r, fl_err *err)
+{
+    (void)ctx;
+    if (!strcmp(r->id, "reject")) {
+        fl_err_set(err, 422, "", "listener refused");
+        return -1;
+    }
+    char p[128];
+    int n = snprintf(p, sizeof p, "%s/%s/%lld/%d", r->type, r->id, (long long)r->version,
+                     r->deleted);
+    return store_outbox_add(tx, "t1", p, (size_t)n, err);
+}
+
+static int collect_event(void *ctx, const store_event *e)
+{
+    collect *c = ctx;
+    if (c->n < 64) {
+        snprintf(c->ids[c->n], sizeof c->ids[0], "%.*s", (int)e->len, e->payload);
+        c->versions[c->n] = e->seq;
+    }
+    c->n++;
+    return 0;
+}
+
+static void test_outbox_and_jobs(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    store_set_listener(s, listener, NULL);
+    CHECK(put(s, "Patient", "p", "x", -1, NULL, &err) == 0);
+    CHECK(del(s, "Patient", "p", NULL, &err) == 0);
+    CHECK(put(s, "Patient", "reject", "x", -1, NULL, &err) == -1 && err.status == 422);
+    CHECK_STR(err.where, "op[0]");
+    collect ev = {0};
+    CHECK(store_outbox_read(s, "t1", 0, -1, collect_event, &ev, &err) == 0);
+    CHECK(ev.n == 2);
+    CHECK_STR(ev.ids[0], "Patient/p/1/0");
+    CHECK_STR(ev.ids[1], "Patient/p/2/1");
+    CHECK(store_outbox_trim(s, "t1", ev.versions[0], &err) == 0);
+    collect ev2 = {0};
+    CHECK(store_outbox_read(s, "t1", 0, -1, collect_event, &ev2, &err) == 0 && ev2.n == 1);
+    arena *ar = arena_new(0);
+    store_res r;
+    CHECK(store_read(s, ar, "Patient", "reject", 0, &r, &err) == -1 && err.status == 404);
+    store_job j = {.id = "j1", .kind = "export", .status = "in-progress", .state = "{}"};
+    CHECK(store_job_put(s, &j, &err) == 0);
+    j.status = "completed";
+    CHECK(store_job_put(s, &j, &err) == 0);
+    store_job g;
+    CHECK(store_job_get(s, ar, "j1", &g, &err) == 0);
+    CHECK_STR(g.status, "completed");
+    CHECK(store_job_delete(s, "j1", &err) == 0);
+    CHECK(store_job_get(s, ar, "j1", &g, &err) == -1 && err.status == 404);
+    arena_free(ar);
+    store_close(s);
+    rm_tmp();
+}
+
+typedef struct worker {
+    store *s;
+    int k;
+    int fails;
+    int64_t ts[200];
+} worker;
+
+static void *write_many(void *p)
+{
+    worker *w = p;
+    for (int i = 0; i < 200; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "w%d-%d", w->k, i);
+        fl_err err;
+        fl_err_clear(&err);
+        store_op op;
+        if (put(w->s, "Observation", id, "c", -1, &op, &err)) w->fails++;
+        w->ts[i] = op.ts;
+    }
+    return NULL;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_concurrent(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store_opts o = {.sync = STORE_SYNC_NORMAL, .read_conns = 2};
+    store *s = store_open(dir, &o, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    worker w[8];
+    pthread_t th[8];
+    for (int k = 0; k < 8; k++) {
+        w[k] = (worker){.s = s, .k = k};
+        pthread_create(&th[k], NULL, write_many, &w[k]);
+    }
+    int64_t all[1600];
+    for (int k = 0; k < 8; k++) {
+        pthread_join(th[k], NULL);
+        CHECK(w[k].fails == 0);
+        memcpy(all + k * 200, w[k].ts, sizeof w[k].ts);
+    }
+    /* Every request got its own ts: no two equal. */
+    qsort(all, 1600, sizeof all[0], cmp64);
+    int dup = 0;
+    for (int i = 1; i < 1600; i++) dup += all[i] == all[i - 1];
+    CHECK(dup == 0);
+    store_query q = {.type = "Observation", .ts_min = INT64_MIN, .ts_max = INT64_MAX,
+                     .count = 0};
+    long total = 0;
+    collect c = {0};
+    CHECK(store_search(s, &q, collect_row, &c, &total, &err) == 0 && total == 1600);
+    store_close(s);
+    rm_tmp();
+}
+
+int main(void)
+{
+    RUN(test_versions_and_read);
+    RUN(test_atomic_and_snapshot);
+    RUN(test_outbox_and_jobs);
+    RUN(test_concurrent);
+    return t_report("store");
+}
