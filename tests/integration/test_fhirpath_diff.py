@@ -1,0 +1,419 @@
+"""test_fhirpath_diff: differential test of fhirlake's FHIRPath engine against fhirpath.js.
+
+A generated set of expressions (cases(): templates applied to typed element paths, plus
+stand-alone expressions) is evaluated over realistic resources: tests/data/fhir/
+diff_resources.ndjson, plus a sample of Synthea's if bench/data/synthea/*/ exists.
+fhirlake evaluates each expression as a ViewDefinition column with "collection": true
+(`build/fhirlake view run`); fhirpath.js (tests/js/fhirpath_eval.mjs) evaluates the same
+expression on each resource. Results are compared after normalising types (numbers by
+value, dates as strings, empty = null = []). An error is an outcome: both engines failing
+on an expression agree. Expressions on which the engines legitimately differ are listed
+in KNOWN_DIFFERENCES with the reason; they are run and reported, not dropped.
+The full comparison is written to build/fhirpath_diff_report.json.
+"""
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FHIRLAKE = os.environ.get("FHIRLAKE_BIN", os.path.join(ROOT, "build", "fhirlake"))
+JS_DIR = os.path.join(ROOT, "tests", "js")
+DATA = os.path.join(ROOT, "tests", "data", "fhir", "diff_resources.ndjson")
+SYNTHEA_SAMPLE = 20  # resources per type taken from Synthea when it is there
+CHUNK = 100          # expressions per ViewDefinition
+
+# Element paths by resource type and by FHIR kind of value.
+STRINGS = {
+    "Patient": ["gender", "name.family", "name.given", "name.use", "address.city",
+                "address.line", "telecom.value", "identifier.value", "id",
+                "name.where(use = 'official').given"],
+    "Observation": ["status", "code.coding.code", "code.text", "valueQuantity.unit",
+                    "category.coding.code", "subject.reference", "valueString",
+                    "code.coding.display"],
+    "Condition": ["code.coding.code", "code.coding.display", "clinicalStatus.coding.code",
+                  "subject.reference", "abatementString"],
+    "Encounter": ["status", "class.code", "type.coding.display",
+                  "participant.individual.reference", "location.location.display"],
+    "MedicationRequest": ["status", "intent", "medicationCodeableConcept.coding.code",
+                          "medicationCodeableConcept.coding.display", "dosageInstruction.text"],
+}
+NUMBERS = {
+    "Patient": ["multipleBirthInteger", "telecom.rank",
+                "extension.where(url.endsWith('life-years')).valueDecimal"],
+    "Observation": ["valueQuantity.value", "component.valueQuantity.value",
+                    "referenceRange.low.value"],
+    "Condition": ["onsetAge.value"],
+    "Encounter": ["diagnosis.rank", "length.value"],
+    "MedicationRequest": ["dosageInstruction.sequence", "dispenseRequest.numberOfRepeatsAllowed",
+                          "dispenseRequest.quantity.value"],
+}
+DATES = {
+    "Patient": ["birthDate", "deceasedDateTime", "meta.lastUpdated", "address.period.start"],
+    "Observation": ["effectiveDateTime", "issued", "effectivePeriod.start", "effectiveInstant"],
+    "Condition": ["onsetDateTime", "recordedDate", "abatementDateTime"],
+    "Encounter": ["period.start", "period.end"],
+    "MedicationRequest": ["authoredOn"],
+}
+BOOLS = {
+    "Patient": ["active", "deceasedBoolean", "communication.preferred", "multipleBirthBoolean"],
+    "MedicationRequest": ["dosageInstruction.asNeededBoolean"],
+}
+
+STRING_T = [
+    "{p}", "{p}.first()", "{p}.last()", "{p}.count()", "{p}.exists()", "{p}.empty()",
+    "{p}.distinct()", "{p}.join(',')", "{p}.first().upper()", "{p}.first().lower()",
+    "{p}.first().length()", "{p}.first().substring(1, 3)", "{p}.first().startsWith('a')",
+    "{p}.first().endsWith('e')", "{p}.first().contains('a')", "{p}.first().indexOf('a')",
+    "{p}.first().replace('a', 'X')", "{p}.first().matches('^[A-Z]')",
+    "{p}.where($this.length() > 4)", "{p}.select($this + '_x')", "{p}.exists($this = 'final')",
+    "iif({p}.exists(), 'yes', 'no')", "{p}.skip(1)", "{p}.take(1)", "{p}.tail()",
+    "{p}.all($this.length() > 0)", "{p}.first().toString()", "{p}.first() + '!'",
+    "{p}.first().trim()", "{p}.first().split('/')",
+]
+NUMBER_T = [
+    "{p}", "{p}.first() + 1", "{p}.first() * 2", "{p}.first() / 2", "{p}.first() - 0.5",
+    "{p}.first() > 5", "{p}.first() <= 82.5", "{p}.first() = 128", "{p}.first().toString()",
+    "{p}.first().toInteger()", "{p}.first().toDecimal()", "{p}.first() div 2",
+    "{p}.first() mod 3", "{p}.count()", "{p}.where($this > 2)", "{p}.exists($this >= 30)",
+    "{p}.select($this * 10)", "{p}.first() != 1",
+]
+DATE_T = [
+    "{p}", "{p}.first() > @2000-01-01", "{p}.first() < @2020", "{p}.first().toString()",
+    "{p}.exists()", "{p}.first() = @1975-04-12", "{p}.first() >= @2023-07-04T00:00:00Z",
+    "{p}.first().toString().substring(0, 4)", "{p}.where($this > @2010-01-01)",
+]
+BOOL_T = [
+    "{p}", "{p}.first().not()", "{p}.first() and true", "{p}.first() or false",
+    "{p}.first() xor true", "{p}.first() implies false", "{p}.first() = false",
+    "iif({p}.first(), 1, 2)", "{p}.first().toString()", "{p}.allTrue()", "{p}.anyTrue()",
+]
+
+# Expressions that stand on their own (evaluated on Patients only).
+GENERAL = [
+    "1 + 2 * 3", "10 / 4", "7 div 2", "7 mod 3", "-5 + 2", "2.0 * 3", "1.5 + 1",
+    "'ab' + 'cd'", "'ab' & {}", "'abc'.length()", "(1 | 2 | 3).count()",
+    "(1 | 2 | 3).where($this > 1)", "(1 | 2 | 2 | 3).distinct()", "(1 | 1).count()",
+    "true and false", "true or {}", "false and {}", "{} and true", "true implies {}",
+    "{}.empty()", "{}.exists()", "1 = 1.0", "'1' = 1", "1 != 2", "'a' ~ 'A'", "'a' !~ 'b'",
+    "1 in (1 | 2)", "(1 | 2) contains 3", "(1 | 2).first()", "(1 | 2).last()",
+    "iif(true, 'a', 'b')", "iif(false, 'a')", "'a,b,c'.split(',')", "'Hello'.substring(1)",
+    "'Hello'.upper()", "5.toString()", "'42'.toInteger() + 1", "'3.14'.toDecimal()",
+    "'abc'.toInteger()", "@2020-01-01 < @2021-01-01", "@2020-01-01 = @2020-01-01",
+    "@2020-01-01T10:00:00Z = @2020-01-01T10:00:00Z", "@2020-01 < @2020-01-15",
+    "3 > 2 and 2 > 1", "(1 = 1).not()", "'x'.exists()", "(1 | 2 | 3).select($this * 2)",
+    "(1 | 2 | 3).all($this > 0)", "(1 | 2 | 3).exists($this > 2)", "'abc' < 'abd'",
+    "'Hello World'.indexOf('World')", "'a-b-c'.replace('-', '+')", "'2020-01-02'.toDate()",
+    "'2020-01-02T03:04:05Z'.toDateTime()", "1.toDecimal()", "'  x  '.trim()",
+    "(1 | 2 | 3).skip(1).first()", "(3 | 1 | 2).take(2)", "'abc'.matches('b')",
+    "'abc' + 1.toString()", "1 / 0", "(1 | 2) = (1 | 2)", "(1 | 2) = (2 | 1)",
+    "'A'.lower() = 'a'", "true.not()", "(1 | 2 | 3).count() > 2",
+]
+# Resource-dependent expressions that make sense on every type.
+GENERAL_RES = ["id", "extension.exists()", "meta.exists()", "text.empty()",
+               "id.length()", "id + '-x'", "id.exists() and id.empty().not()"]
+
+TYPED = {
+    "Patient": [
+        "name.where(use = 'official').family", "name.where(use = 'official').given.first()",
+        "name.given.join(' ')", "name.select(given.first() + ' ' + family)",
+        "name.select(family.upper())", "name.count()", "name.given.count()",
+        "name.where(given.exists($this = 'Anna')).use",
+        "telecom.where(system = 'phone').value", "telecom.where(use = 'mobile').value.first()",
+        "identifier.where(type.coding.code = 'MR').value",
+        "identifier.where(system = 'http://hl7.org/fhir/sid/us-ssn').value",
+        "identifier.type.coding.where(system.contains('v2-0203')).code",
+        "address.where(use = 'home').line.join(', ')", "address.line.first()",
+        "address.select(city + ', ' + state)", "address.first().postalCode",
+        "extension('http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex').value",
+        "extension('http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex').valueCode",
+        "extension('http://hl7.org/fhir/us/core/StructureDefinition/us-core-race')"
+        ".extension('ombCategory').value.code",
+        "extension('http://hl7.org/fhir/us/core/StructureDefinition/us-core-race')"
+        ".extension('text').valueString",
+        "extension.where(url = 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace')"
+        ".valueAddress.city",
+        "extension.url", "extension.value.ofType(decimal)",
+        "address.extension('http://hl7.org/fhir/StructureDefinition/geolocation')"
+        ".extension('latitude').value",
+        "birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime').value",
+        "deceased", "deceased.ofType(dateTime)", "deceased.ofType(boolean)",
+        "deceased is boolean", "deceased is dateTime", "multipleBirth", "multipleBirth is integer",
+        "multipleBirth.ofType(integer) + 1", "(deceased as dateTime).toString()",
+        "contact.name.family", "contact.relationship.coding.code", "contact.telecom.value",
+        "communication.language.coding.code", "communication.where(preferred).language.text",
+        "generalPractitioner.reference", "managingOrganization.reference.substring(13)",
+        "maritalStatus.coding.first().display", "meta.profile", "meta.versionId",
+        "gender = 'female' and active", "gender in ('female' | 'other')",
+        "name.family.exists() and birthDate.exists()", "Patient.name.family",
+        "Patient.birthDate", "name.where(period.start > @2000-01-01).family",
+        "address.where(period.end.exists()).city", "name[0].given[1]", "name[1].family",
+        "name.given[0]", "telecom.rank.exists()",
+        "birthDate.toString().substring(0, 4).toInteger()",
+    ],
+    "Observation": [
+        "value", "value.ofType(Quantity).value", "value.ofType(Quantity).unit",
+        "value.ofType(CodeableConcept).coding.code", "value.ofType(string)",
+        "value is Quantity", "value is CodeableConcept", "(value as Quantity).value",
+        "valueQuantity.comparator", "code.coding.where(system = 'http://loinc.org').code",
+        "code.coding.select(system + '|' + code)", "code.coding.first().code",
+        "component.where(code.coding.code = '8480-6').value.ofType(Quantity).value",
+        "component.where(code.coding.code = '8462-4').valueQuantity.value.first()",
+        "component.code.coding.code", "component.count()",
+        "category.coding.where(system.endsWith('observation-category')).code",
+        "effective", "effective.ofType(dateTime)", "effective.ofType(Period).start",
+        "effective is dateTime", "effective.ofType(instant)",
+        "subject.reference.replace('Patient/', '')", "subject.reference.startsWith('Patient/')",
+        "encounter.reference", "interpretation.coding.code", "referenceRange.high.value",
+        "note.text", "note.text.join(' | ')",
+        "valueQuantity.value > referenceRange.low.value.first()",
+        "status = 'final' or status = 'amended'", "status in ('final' | 'amended')",
+        "valueString.trim()", "valueString.lower().contains('mild')",
+        "valueString.split(';').count()", "Observation.code.text",
+        "value.ofType(Quantity).value.toString()", "component[1].valueQuantity.value",
+        "component.valueQuantity.value.select($this > 100)",
+    ],
+    "Condition": [
+        "onset", "onset.ofType(dateTime)", "onset.ofType(Age).value", "onset is Age",
+        "abatement", "abatement.ofType(string)", "abatement.ofType(dateTime)",
+        "clinicalStatus.coding.where(system.contains('condition-clinical')).code",
+        "verificationStatus.coding.code = 'confirmed'", "category.coding.code",
+        "code.coding.where(system = 'http://snomed.info/sct').code.first()",
+        "code.text", "code.coding.display.first().upper()", "encounter.reference",
+        "recordedDate > onsetDateTime.toString().substring(0, 10).toDate()",
+    ],
+    "Encounter": [
+        "class.code", "type.coding.where(system = 'http://snomed.info/sct').code",
+        "type.text", "participant.count()", "participant.where(period.exists()).individual.reference",
+        "participant.individual.reference.join(',')", "period.start < period.end",
+        "period.start.toString().substring(0, 10)", "diagnosis.where(rank = 1).condition.reference",
+        "diagnosis.condition.reference.count()", "reasonCode.coding.code",
+        "hospitalization.dischargeDisposition.text", "serviceProvider.reference",
+        "subject.display", "length.value * 60", "length.unit",
+        "location.location.reference", "diagnosis.rank.select($this + 1)",
+    ],
+    "MedicationRequest": [
+        "medication", "medication.ofType(CodeableConcept).coding.code", "medication is CodeableConcept",
+        "medicationCodeableConcept.coding.display.substring(0, 10)",
+        "dosageInstruction.timing.repeat.frequency", "dosageInstruction.timing.repeat.periodUnit",
+        "dosageInstruction.doseAndRate.dose.ofType(Quantity).value",
+        "dosageInstruction.doseAndRate.doseQuantity.unit", "dosageInstruction.asNeeded",
+        "dispenseRequest.quantity.value * dispenseRequest.numberOfRepeatsAllowed",
+        "authoredOn > @2023-01-01", "subject.reference", "intent = 'order'",
+    ],
+}
+
+# expression -> why fhirlake and fhirpath.js legitimately give different results.
+KNOWN_DIFFERENCES = {
+}
+
+
+def cases():
+    """All (type, expression) pairs, in a stable order, without duplicates."""
+    out, seen = [], set()
+
+    def add(t, e):
+        if (t, e) not in seen:
+            seen.add((t, e))
+            out.append((t, e))
+
+    for t in STRINGS:
+        for e in (GENERAL if t == "Patient" else []) + GENERAL_RES:
+            add(t, e)
+        # every template on the first paths of a kind, the first few on the others
+        for table, templates in ((STRINGS, STRING_T), (NUMBERS, NUMBER_T), (DATES, DATE_T),
+                                 (BOOLS, BOOL_T)):
+            for i, p in enumerate(table.get(t, [])):
+                for tpl in templates if i < 2 else templates[:6]:
+                    add(t, tpl.format(p=p))
+        for e in TYPED.get(t, []):
+            add(t, e)
+    return out
+
+
+# ---------------------------------------------------------------- inputs and engines
+
+def load_resources():
+    """Our hand-written resources, then a sample of Synthea's (same types) if present."""
+    with open(DATA, encoding="utf-8") as f:
+        res = [json.loads(line) for line in f if line.strip()]
+    for d in sorted(glob.glob(os.path.join(ROOT, "bench", "data", "synthea", "*", "MANIFEST"))):
+        d = os.path.dirname(d)
+        for t in STRINGS:
+            path = os.path.join(d, t + ".ndjson")
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as f:
+                for i, line in enumerate(f):
+                    if i >= SYNTHEA_SAMPLE:
+                        break
+                    res.append(json.loads(line))
+        break
+    return res
+
+
+def fhirlake_view_run_available():
+    if not os.access(FHIRLAKE, os.X_OK):
+        return False, "build/fhirlake not built"
+    with tempfile.TemporaryDirectory() as tmp:
+        view = os.path.join(tmp, "v.json")
+        with open(view, "w") as f:
+            json.dump({"resourceType": "ViewDefinition", "name": "probe", "status": "active",
+                       "resource": "Patient",
+                       "select": [{"column": [{"name": "id", "path": "id"}]}]}, f)
+        p = subprocess.run([FHIRLAKE, "view", "run", view, DATA], capture_output=True,
+                           text=True, timeout=60)
+    if p.returncode != 0:
+        return False, "`fhirlake view run` not available yet: " + p.stderr.strip()[:200]
+    return True, ""
+
+
+def run_fhirpath_js(resources, cs, tmp):
+    job = os.path.join(tmp, "job.json")
+    with open(job, "w", encoding="utf-8") as f:
+        json.dump({"resources": resources,
+                   "cases": [{"type": t, "expr": e} for t, e in cs]}, f)
+    p = subprocess.run(["node", os.path.join(JS_DIR, "fhirpath_eval.mjs"), job],
+                       capture_output=True, text=True, timeout=300, cwd=JS_DIR)
+    assert p.returncode == 0, "fhirpath.js harness failed: " + p.stderr[-2000:]
+    return json.loads(p.stdout)
+
+
+def fhirlake_eval(rtype, exprs, inputs, tmp):
+    """Evaluates exprs as collection columns of one view. Returns ({id: [values per expr]},
+    None) or (None, error text) when the view fails as a whole."""
+    cols = [{"name": "rid", "path": "id"}]
+    cols += [{"name": "c%d" % i, "path": e, "collection": True} for i, e in enumerate(exprs)]
+    view = os.path.join(tmp, "view.json")
+    with open(view, "w", encoding="utf-8") as f:
+        json.dump({"resourceType": "ViewDefinition", "name": "diff", "status": "active",
+                   "resource": rtype, "select": [{"column": cols}]}, f)
+    p = subprocess.run([FHIRLAKE, "view", "run", view] + inputs + ["--format", "ndjson"],
+                       capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        return None, (p.stderr.strip() or "exit %d" % p.returncode)[:500]
+    rows = {}
+    for line in p.stdout.splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[row["rid"]] = [row.get("c%d" % i) for i in range(len(exprs))]
+    return rows, None
+
+
+def fhirlake_all(cs, inputs, tmp):
+    """outcome per case: {"rows": {id: value}} or {"error": text}. A chunk that fails is
+    retried expression by expression so one failing expression blames only itself."""
+    out = [None] * len(cs)
+    for rtype in STRINGS:
+        idx = [i for i, (t, _) in enumerate(cs) if t == rtype]
+        for k in range(0, len(idx), CHUNK):
+            part = idx[k:k + CHUNK]
+            rows, err = fhirlake_eval(rtype, [cs[i][1] for i in part], inputs, tmp)
+            if rows is not None:
+                for j, i in enumerate(part):
+                    out[i] = {"rows": {rid: vals[j] for rid, vals in rows.items()}}
+                continue
+            for i in part:
+                rows, err = fhirlake_eval(rtype, [cs[i][1]], inputs, tmp)
+                out[i] = ({"error": err} if rows is None else
+                          {"rows": {rid: vals[0] for rid, vals in rows.items()}})
+    return out
+
+
+# ---------------------------------------------------------------- comparison
+
+def norm(v):
+    """A comparable form: numbers by value (bool is not a number), lists in order,
+    objects by member; null and [] are both the empty collection at the top level."""
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return ("n", float("%.12g" % f) if math.isfinite(f) else str(f))
+    if isinstance(v, str):
+        return ("s", v)
+    if isinstance(v, list):
+        return ("l", tuple(norm(x) for x in v))
+    if isinstance(v, dict):
+        return ("o", tuple(sorted((k, norm(x)) for k, x in v.items())))
+    return ("null",)
+
+
+def as_coll(v):
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def compare(js, fl):
+    """js: {id: {"ok": [...]} | {"error": msg}}; fl: {"rows": {...}} | {"error": msg}.
+    Returns None when they agree, else a short description of the difference."""
+    js_errors = {rid: r["error"] for rid, r in js.items() if "error" in r}
+    if "error" in fl:
+        if js_errors:
+            return None
+        return "fhirlake error: %s" % fl["error"]
+    if js_errors:
+        rid, msg = next(iter(js_errors.items()))
+        return "fhirpath.js error on %s (%s), fhirlake gave %s" % (
+            rid, msg[:120], json.dumps(fl["rows"].get(rid))[:200])
+    for rid, r in js.items():
+        if rid not in fl["rows"]:
+            return "fhirlake has no row for %s" % rid
+        a, b = norm(r["ok"]), norm(as_coll(fl["rows"][rid]))
+        if a != b:
+            return "%s: fhirpath.js %s, fhirlake %s" % (
+                rid, json.dumps(r["ok"])[:200], json.dumps(fl["rows"][rid])[:200])
+    return None
+
+
+# ---------------------------------------------------------------- the test
+
+def test_known_differences_are_cases():
+    names = {e for _, e in cases()}
+    stale = [e for e in KNOWN_DIFFERENCES if e not in names]
+    assert not stale, "KNOWN_DIFFERENCES names expressions that are not generated: %s" % stale
+
+
+def test_fhirpath_agrees_with_fhirpath_js():
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "fhirpath")) or \
+            not shutil.which("node"):
+        pytest.skip("fhirpath.js not installed (scripts/setup.sh runs npm ci in tests/js)")
+    ok, why = fhirlake_view_run_available()
+    if not ok:
+        pytest.skip(why)
+    cs = cases()
+    resources = load_resources()
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = os.path.join(tmp, "input.ndjson")
+        with open(inputs, "w", encoding="utf-8") as f:
+            for r in resources:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        js = run_fhirpath_js(resources, cs, tmp)
+        fl = fhirlake_all(cs, [inputs], tmp)
+    report, bad, known = [], [], []
+    for (t, e), j, f in zip(cs, js, fl):
+        diff = compare(j, f)
+        status = "agree" if diff is None else ("known" if e in KNOWN_DIFFERENCES else "differ")
+        report.append({"type": t, "expr": e, "status": status, "diff": diff,
+                       "reason": KNOWN_DIFFERENCES.get(e)})
+        if status == "differ":
+            bad.append("%s | %s | %s" % (t, e, diff))
+        elif status == "known":
+            known.append(e)
+    agree = sum(1 for r in report if r["status"] == "agree")
+    os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+    with open(os.path.join(ROOT, "build", "fhirpath_diff_report.json"), "w") as f:
+        json.dump({"resources": len(resources), "cases": len(cs), "agree": agree,
+                   "known": len(known), "differ": len(bad), "results": report}, f, indent=1)
+    print("\nfhirpath-diff: %d/%d expressions agree over %d resources; %d known "
+          "differences; %d differ" % (agree, len(cs), len(resources), len(known), len(bad)))
+    for e in known:
+        print("  known: %s -- %s" % (e, KNOWN_DIFFERENCES[e]))
+    assert not bad, "%d expressions differ from fhirpath.js:\n%s" % (
+        len(bad), "\n".join(bad[:60]))
