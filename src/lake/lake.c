@@ -1,0 +1,688 @@
+/* lake.c: the Delta table writer (lake.h). Owns schema reconciliation between incoming
+ * batches and the table, streaming data files, the merge rewrite (key set, stats-based
+ * file skipping, copying surviving rows), and the commit/retry loop. */
+#include "lake.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MERGE_ATTEMPTS 5
+#define ROW_GROUP_BYTES (64u << 20)
+
+typedef struct added_file {
+    char *key;       /* store key == log path (our names need no escaping) */
+    int64_t size;
+    char *stats;
+} added_file;
+
+/* A set of key strings (open addressing; bytes in an arena). */
+typedef struct keyset {
+    size_t cap, n;
+    rows_str *slots;
+    arena *mem;
+} keyset;
+
+struct lake_writer {
+    objstore *os;
+    delta_snapshot *snap;
+    lake_options o;
+    char *key_col, *app_id;
+    rows_schema *in_schema;      /* incoming fields (+ is_deleted when they lack it) */
+    bool add_is_deleted;
+    rows_schema *tab_schema;     /* table fields after evolution: what rewrites carry */
+    char *new_schema_string;     /* NULL: the table's schema is unchanged */
+    bool creating, skip;
+    int in_key;                  /* key column in in_schema (merge) */
+    pq_writer *cur;              /* data file being written */
+    char *cur_key;
+    size_t cur_bytes;
+    int64_t cur_rows;
+    added_file *added;           /* new-row files (kept across merge retries) */
+    size_t n_added, cap_added;
+    added_file *rewritten;       /* rewrite outputs of the current attempt */
+    size_t n_rewritten, cap_rewritten;
+    keyset keys;
+    char *min_key, *max_key;
+    rows_col view_cols_extra;    /* constant is_deleted = 0 column */
+    size_t view_cap;
+    rows_col *view_cols;
+    int seq;
+    lake_result res;
+};
+
+void lake_options_init(lake_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->mode = LAKE_MERGE;
+    o->codec = PQ_SNAPPY;
+    o->file_bytes = (size_t)128 << 20;
+}
+
+/* ---- key set ---- */
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+static bool keyset_has(const keyset *k, const char *p, size_t n)
+{
+    if (!k->cap) return false;
+    size_t i = hash_bytes(p, n) & (k->cap - 1);
+    for (; k->slots[i].p; i = (i + 1) & (k->cap - 1))
+        if (k->slots[i].len == n && !memcmp(k->slots[i].p, p, n)) return true;
+    return false;
+}
+
+static void keyset_put_slot(keyset *k, rows_str s)
+{
+    size_t i = hash_bytes(s.p, s.len) & (k->cap - 1);
+    while (k->slots[i].p) i = (i + 1) & (k->cap - 1);
+    k->slots[i] = s;
+}
+
+static void keyset_add(keyset *k, const char *p, size_t n)
+{
+    if (keyset_has(k, p, n)) return;
+    if ((k->n + 1) * 2 > k->cap) {
+        keyset old = *k;
+        k->cap = old.cap ? old.cap * 2 : 1024;
+        k->slots = calloc(k->cap, sizeof *k->slots);
+        if (!k->slots) abort();
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.slots[i].p) keyset_put_slot(k, old.slots[i]);
+        free(old.slots);
+    }
+    if (!k->mem) k->mem = arena_new(0);
+    rows_str s = {arena_strndup(k->mem, p, n), (uint32_t)n};
+    keyset_put_slot(k, s);
+    k->n++;
+}
+
+static void keyset_free(keyset *k)
+{
+    free(k->slots);
+    arena_free(k->mem);
+}
+
+/* Is any key of the set within [mn, mx]? Scans when small ranges can't be cheaper. */
+static bool keyset_meets(const keyset *k, const char *mn, const char *mx)
+{
+    size_t ln = strlen(mn), lx = strlen(mx);
+    for (size_t i = 0; i < k->cap; i++) {
+        const rows_str *s = &k->slots[i];
+        if (!s->p) continue;
+        int c1 = memcmp(s->p, mn, s->len < ln ? s->len : ln);
+        if (c1 < 0 || (c1 == 0 && s->len < ln)) continue;
+        int c2 = memcmp(s->p, mx, s->len < lx ? s->len : lx);
+        if (c2 > 0 || (c2 == 0 && s->len > lx)) continue;
+        return true;
+    }
+    return false;
+}
+
+/* ---- schema reconciliation ---- */
+static const char *type_text(rows_type t, bool list, int p, int s, char out[48])
+{
+    char tb[32];
+    const char *n = delta_type_name(t, p, s, tb);
+    snprintf(out, 48, list ? "array<%s>" : "%s", n);
+    return out;
+}
+
+static int check_field(const delta_field *tf, const rows_field *f, fl_err *err)
+{
+    pq_options d;
+    pq_options_init(&d);
+    bool same = tf->supported && tf->type == f->type && tf->list == f->list &&
+                (f->type != ROWS_DECIMAL ||
+                 (tf->precision == d.decimal_precision && tf->scale == d.decimal_scale));
+    if (same) return 0;
+    char a[48], b[48];
+    fl_err_set(err, 422, f->name,
+               "column '%s' is %s in the table but %s in the data; type changes are not "
+               "supported (nothing was written)",
+               f->name, tf->supported ? type_text(tf->type, tf->list, tf->precision, tf->scale, a)
+                                      : "of an unsupported type",
+               type_text(f->type, f->list, d.decimal_precision, d.decimal_scale, b));
+    return -1;
+}
+
+static int reconcile(lake_writer *w, fl_err *err)
+{
+    pq_options d;
+    pq_options_init(&d);
+    const delta_snapshot *s = w->snap;
+    rows_schema_free(w->tab_schema);
+    free(w->new_schema_string);
+    w->new_schema_string = NULL;
+    w->creating = s->version < 0;
+    if (w->creating) {
+        w->tab_schema = rows_schema_copy(w->in_schema);
+        buf b = BUF_INIT;
+        delta_schema_string(&b, w->in_schema, d.decimal_precision, d.decimal_scale);
+        w->new_schema_string = buf_detach(&b);
+        return 0;
+    }
+    w->tab_schema = rows_schema_new();
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const delta_field *tf = &s->fields[i];
+        if (tf->supported) rows_schema_add(w->tab_schema, tf->name, tf->type, tf->list);
+        else if (w->o.mode == LAKE_MERGE) {
+            fl_err_set(err, 422, tf->name, "column '%s' has a type fhirlake cannot rewrite; "
+                       "merge into this table is not supported", tf->name);
+            return -1;
+        }
+    }
+    buf extra = BUF_INIT;
+    for (size_t i = 0; i < w->in_schema->n; i++) {
+        const rows_field *f = &w->in_schema->f[i];
+        int k = delta_field_find(s, f->name);
+        if (k >= 0) {
+            if (check_field(&s->fields[k], f, err) != 0) goto fail;
+            continue;
+        }
+        for (size_t j = 0; j < s->n_fields; j++)
+            if (!strcasecmp(s->fields[j].name, f->name)) {
+                fl_err_set(err, 422, f->name, "column '%s' differs only in case from the "
+                           "table's '%s'", f->name, s->fields[j].name);
+                goto fail;
+            }
+        buf_putc(&extra, ',');
+        delta_field_json(&extra, f->name, f->type, f->list, d.decimal_precision, d.decimal_scale);
+        rows_schema_add(w->tab_schema, f->name, f->type, f->list);
+    }
+    if (extra.len) {  /* schema evolution: the old fields verbatim, then the new ones */
+        buf b = BUF_INIT;
+        buf_puts(&b, "{\"type\":\"struct\",\"fields\":[");
+        for (size_t i = 0; i < s->n_fields; i++) {
+            if (i) buf_putc(&b, ',');
+            buf_puts(&b, s->fields[i].json);
+        }
+        buf_put(&b, extra.p + (s->n_fields ? 0 : 1), extra.len - (s->n_fields ? 0 : 1));
+        buf_puts(&b, "]}");
+        w->new_schema_string = buf_detach(&b);
+    }
+    buf_free(&extra);
+    return 0;
+fail:
+    buf_free(&extra);
+    return -1;
+}
+
+/* A path that holds files but no Delta log is not ours to write into. */
+static int check_not_foreign(objstore *os, const char *url, fl_err *err)
+{
+    objstore_listing l;
+    if (objstore_list(os, "", NULL, &l, err) != 0) return -1;
+    bool foreign = false;
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.e[i].key, "_delta_log")) foreign = true;
+    objstore_list_free(&l);
+    if (foreign) {
+        fl_err_set(err, 422, url, "'%s' is not empty and is not a Delta table (no commits in "
+                   "_delta_log)", url);
+        return -1;
+    }
+    return 0;
+}
+
+static char *xstrdup(const char *s)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) abort();
+    return d;
+}
+
+static int open_table(lake_writer *w, const char *url, fl_err *err)
+{
+    w->os = objstore_open(url, true, err);
+    if (!w->os) return -1;
+    w->snap = delta_snapshot_load(w->os, -1, true, err);
+    if (!w->snap) return -1;
+    if (w->snap->version < 0 && check_not_foreign(w->os, url, err) != 0) return -1;
+    if (delta_check_writable(w->snap, w->o.mode != LAKE_APPEND, err) != 0) return -1;
+    if (w->app_id && delta_txn_version(w->snap, w->app_id) >= w->o.app_version) w->skip = true;
+    return reconcile(w, err);
+}
+
+lake_writer *lake_writer_open(const char *url, const rows_schema *schema,
+                              const lake_options *o, fl_err *err)
+{
+    lake_writer *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->o = *o;
+    w->key_col = xstrdup(o->key);
+    w->app_id = xstrdup(o->app_id);
+    w->o.key = w->key_col;
+    w->o.app_id = w->app_id;
+    if (!w->o.file_bytes) w->o.file_bytes = (size_t)128 << 20;
+    w->in_schema = rows_schema_copy(schema);
+    if (rows_schema_find(schema, DELTA_IS_DELETED) < 0) {
+        rows_schema_add(w->in_schema, DELTA_IS_DELETED, ROWS_INT32, false);
+        w->add_is_deleted = true;
+    }
+    w->in_key = -1;
+    if (o->mode == LAKE_MERGE) {
+        w->in_key = o->key ? rows_schema_find(schema, o->key) : -1;
+        if (w->in_key < 0 || schema->f[w->in_key].type != ROWS_STRING ||
+            schema->f[w->in_key].list) {
+            fl_err_set(err, 400, o->key ? o->key : "--key",
+                       "merge needs a key column of type string in the data%s%s",
+                       o->key ? "; not found or not a string: " : "", o->key ? o->key : "");
+            lake_abort(w);
+            return NULL;
+        }
+    }
+    if (open_table(w, url, err) != 0) {
+        lake_abort(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* ---- data files ---- */
+static void push_file(added_file **arr, size_t *n, size_t *cap, added_file f)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *arr = realloc(*arr, *cap * sizeof **arr);
+        if (!*arr) abort();
+    }
+    (*arr)[(*n)++] = f;
+}
+
+static char *store_path(const lake_writer *w, const char *key)
+{
+    size_t n = strlen(objstore_root(w->os)) + strlen(key) + 2;
+    char *p = malloc(n);
+    if (!p) abort();
+    snprintf(p, n, "%s/%s", objstore_root(w->os), key);
+    return p;
+}
+
+static pq_writer *open_data_file(lake_writer *w, const rows_schema *s, char **key_out,
+                                 fl_err *err)
+{
+    static const char *ext[] = {[PQ_UNCOMPRESSED] = "", [PQ_SNAPPY] = ".snappy",
+                                [PQ_GZIP] = ".gz", [PQ_ZSTD] = ".zstd"};
+    char id[37], key[128];
+    fl_uuid4(id);
+    snprintf(key, sizeof key, "part-%05d-%s-c000%s.parquet", w->seq++, id,
+             (unsigned)w->o.codec <= PQ_ZSTD && ext[w->o.codec] ? ext[w->o.codec] : "");
+    pq_options opt;
+    pq_options_init(&opt);
+    opt.codec = w->o.codec;
+    opt.row_group_bytes = ROW_GROUP_BYTES;
+    opt.created_by = "fhirlake";
+    char *path = store_path(w, key);
+    pq_writer *pw = pq_writer_open(path, s, &opt, err);
+    free(path);
+    *key_out = xstrdup(key);
+    return pw;
+}
+
+/* Closes pw into an added_file with Delta stats. */
+static int close_data_file(pq_writer *pw, char *key, added_file *out, fl_err *err)
+{
+    pq_file_stats st = {0};
+    if (pq_writer_close(pw, &st, err) != 0) {
+        free(key);
+        return -1;
+    }
+    buf b = BUF_INIT;
+    delta_stats_json(&st, &b);
+    out->key = key;
+    out->size = st.file_size;
+    out->stats = buf_detach(&b);
+    pq_file_stats_free(&st);
+    return 0;
+}
+
+static int finish_current(lake_writer *w, fl_err *err)
+{
+    if (!w->cur) return 0;
+    added_file f;
+    int rc = close_data_file(w->cur, w->cur_key, &f, err);
+    w->cur = NULL;
+    w->cur_key = NULL;
+    if (rc != 0) return -1;
+    push_file(&w->added, &w->n_added, &w->cap_added, f);
+    return 0;
+}
+
+/* A borrowed view of b with a constant is_deleted = 0 column appended. */
+static const rows_batch *with_is_deleted(lake_writer *w, const rows_batch *b, rows_batch *view)
+{
+    if (!w->add_is_deleted) return b;
+    size_t nc = b->schema->n;
+    if (w->view_cap < b->n_rows || !w->view_cols) {
+        w->view_cap = b->n_rows > 1024 ? b->n_rows : 1024;
+        free(w->view_cols_extra.vals);
+        free(w->view_cols_extra.valid);
+        w->view_cols_extra.vals = calloc(w->view_cap, sizeof(rows_value));
+        w->view_cols_extra.valid = malloc(w->view_cap);
+        if (!w->view_cols_extra.vals || !w->view_cols_extra.valid) abort();
+        memset(w->view_cols_extra.valid, 1, w->view_cap);
+        free(w->view_cols);
+        w->view_cols = malloc((nc + 1) * sizeof *w->view_cols);
+        if (!w->view_cols) abort();
+    }
+    memcpy(w->view_cols, b->cols, nc * sizeof *w->view_cols);
+    w->view_cols[nc] = w->view_cols_extra;
+    w->view_cols[nc].n_vals = b->n_rows;
+    *view = *b;
+    view->schema = w->in_schema;
+    view->cols = w->view_cols;
+    return view;
+}
+
+static void note_keys(lake_writer *w, const rows_batch *b)
+{
+    for (size_t r = 0; r < b->n_rows; r++) {
+        if (rows_is_null(b, (size_t)w->in_key, r)) continue;
+        rows_str s = rows_get(b, (size_t)w->in_key, r)->s;
+        keyset_add(&w->keys, s.p, s.len);
+    }
+}
+
+int lake_write(lake_writer *w, const rows_batch *b, fl_err *err)
+{
+    if (w->skip || b->n_rows == 0) return 0;
+    if (b->schema->n + (w->add_is_deleted ? 1 : 0) != w->in_schema->n) {
+        fl_err_set(err, 500, "", "batch schema differs from the writer's");
+        return -1;
+    }
+    if (w->o.mode == LAKE_MERGE) note_keys(w, b);
+    if (!w->cur && !(w->cur = open_data_file(w, w->in_schema, &w->cur_key, err))) return -1;
+    rows_batch view;
+    if (pq_write_batch(w->cur, with_is_deleted(w, b, &view), err) != 0) return -1;
+    w->cur_rows += (int64_t)b->n_rows;
+    w->cur_bytes += rows_batch_bytes(b);
+    w->res.rows_added += (int64_t)b->n_rows;
+    if (w->cur_bytes >= w->o.file_bytes || (w->o.file_rows && w->cur_rows >= w->o.file_rows)) {
+        w->cur_bytes = 0;
+        w->cur_rows = 0;
+        return finish_current(w, err);
+    }
+    return 0;
+}
+
+/* ---- merge rewrite ---- */
+static void copy_row(rows_batch *dst, const rows_batch *src, size_t row)
+{
+    rows_begin_row(dst);
+    for (size_t c = 0; c < src->schema->n; c++) {
+        const rows_field *f = &src->schema->f[c];
+        const rows_col *col = &src->cols[c];
+        size_t lo = f->list ? col->offs[row] : row;
+        size_t hi = f->list ? col->offs[row + 1] : row + (col->valid[row] ? 1 : 0);
+        for (size_t k = lo; k < hi; k++) {
+            const rows_value *v = &col->vals[k];
+            if (f->type == ROWS_STRING || f->type == ROWS_DECIMAL)
+                rows_set_str(dst, c, v->s.p, v->s.len);
+            else if (f->type == ROWS_DOUBLE) rows_set_double(dst, c, v->d);
+            else rows_set_int(dst, c, v->i);
+        }
+    }
+    rows_end_row(dst);
+}
+
+typedef struct rewrite {
+    lake_writer *w;
+    int key, del;            /* columns in tab_schema */
+    rows_batch *in, *out;
+    pq_writer *pw;
+    char *pw_key;
+    bool changed;
+    int64_t kept;
+} rewrite;
+
+static int flush_out(rewrite *rw, fl_err *err)
+{
+    if (!rw->out->n_rows) return 0;
+    if (!rw->pw && !(rw->pw = open_data_file(rw->w, rw->w->tab_schema, &rw->pw_key, err)))
+        return -1;
+    int rc = pq_write_batch(rw->pw, rw->out, err);
+    rows_batch_clear(rw->out);
+    return rc;
+}
+
+/* Filters one row group: drops rows whose key is incoming, tombstones absent keys. */
+static void filter_rows(rewrite *rw)
+{
+    const rows_batch *in = rw->in;
+    for (size_t r = 0; r < in->n_rows; r++) {
+        bool has_key = !rows_is_null(in, (size_t)rw->key, r);
+        rows_str k = has_key ? rows_get(in, (size_t)rw->key, r)->s : (rows_str){"", 0};
+        if (has_key && keyset_has(&rw->w->keys, k.p, k.len)) {
+            rw->changed = true;
+            continue;
+        }
+        bool tomb = rw->w->o.delete_absent &&
+                    (rows_is_null(in, (size_t)rw->del, r) || rows_get(in, (size_t)rw->del, r)->i != 1);
+        copy_row(rw->out, in, r);
+        if (tomb) {  /* overwrite the copied is_deleted with 1 */
+            rows_col *c = &rw->out->cols[rw->del];
+            c->vals[rw->out->n_rows - 1].i = 1;
+            c->valid[rw->out->n_rows - 1] = 1;
+            rw->changed = true;
+        }
+        rw->kept++;
+    }
+}
+
+/* Rewrites file f without the incoming keys. 0 = untouched, 1 = replaced, -1 = error. */
+static int rewrite_file(lake_writer *w, const delta_add *f, fl_err *err)
+{
+    char *k = delta_path_key(f->path);
+    char *path = store_path(w, k);
+    free(k);
+    pq_reader *r = pq_reader_open(path, err);
+    free(path);
+    if (!r) return -1;
+    rewrite rw = {.w = w, .key = rows_schema_find(w->tab_schema, w->key_col),
+                  .del = rows_schema_find(w->tab_schema, DELTA_IS_DELETED)};
+    rw.in = rows_batch_new(w->tab_schema);
+    rw.out = rows_batch_new(w->tab_schema);
+    int rc;
+    while ((rc = pq_read_batch(r, rw.in, err)) == 1) {
+        filter_rows(&rw);
+        if (flush_out(&rw, err) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    pq_reader_close(r);
+    rows_batch_free(rw.in);
+    rows_batch_free(rw.out);
+    if (rc < 0 || !rw.changed) {
+        if (rw.pw) pq_writer_abort(rw.pw);
+        free(rw.pw_key);
+        return rc < 0 ? -1 : 0;
+    }
+    if (rw.pw) {
+        added_file nf;
+        if (close_data_file(rw.pw, rw.pw_key, &nf, err) != 0) return -1;
+        push_file(&w->rewritten, &w->n_rewritten, &w->cap_rewritten, nf);
+    } else free(rw.pw_key);
+    w->res.rows_rewritten += rw.kept;
+    return 1;
+}
+
+static void delete_files(lake_writer *w, added_file *files, size_t *n)
+{
+    fl_err e = {0};
+    for (size_t i = 0; i < *n; i++) {
+        objstore_delete(w->os, files[i].key, &e);
+        free(files[i].key);
+        free(files[i].stats);
+    }
+    *n = 0;
+}
+
+/* Computes the key range and adds the merge's removes and rewrites to tx. */
+static int plan_merge(lake_writer *w, delta_txn *tx, arena *a, fl_err *err)
+{
+    for (size_t i = 0; i < w->snap->n_files; i++) {
+        const delta_add *f = &w->snap->files[i];
+        const char *mn, *mx;
+        if (!w->o.delete_absent && delta_stats_str_range(f, w->key_col, a, &mn, &mx) &&
+            !keyset_meets(&w->keys, mn, mx))
+            continue;  /* stats prove no incoming key is in this file */
+        int rc = rewrite_file(w, f, err);
+        if (rc < 0) return -1;
+        if (rc == 1) {
+            delta_txn_remove(tx, f, true);
+            w->res.files_removed++;
+        }
+    }
+    for (size_t i = 0; i < w->n_rewritten; i++)
+        delta_txn_add(tx, w->rewritten[i].key, w->rewritten[i].size, fl_now_micros() / 1000,
+                      w->rewritten[i].stats, true);
+    return 0;
+}
+
+static void key_range(lake_writer *w)
+{
+    for (size_t i = 0; i < w->keys.cap; i++) {
+        const rows_str *s = &w->keys.slots[i];
+        if (!s->p) continue;
+        if (!w->min_key || strcmp(s->p, w->min_key) < 0) w->min_key = (char *)s->p;
+        if (!w->max_key || strcmp(s->p, w->max_key) > 0) w->max_key = (char *)s->p;
+    }
+}
+
+static const char *op_params(const lake_writer *w, buf *b)
+{
+    buf_reset(b);
+    if (w->o.mode == LAKE_MERGE) {
+        jw j;
+        jw_init(&j, b);
+        jw_obj_begin(&j);
+        jw_key(&j, "predicate");
+        char pred[300];
+        snprintf(pred, sizeof pred, "target.%s = source.%s", w->key_col, w->key_col);
+        jw_str(&j, pred);
+        jw_obj_end(&j);
+    } else
+        buf_printf(b, "{\"mode\":\"%s\",\"partitionBy\":\"[]\"}",
+                   w->o.mode == LAKE_APPEND ? "Append" : "Overwrite");
+    return b->p;
+}
+
+static int attempt_commit(lake_writer *w, fl_err *err)
+{
+    delta_txn *tx = delta_txn_begin(w->os, w->snap);
+    arena *a = arena_new(0);
+    buf params = BUF_INIT;
+    int rc = 0;
+    if (w->creating) delta_txn_protocol(tx, 1, 2);
+    if (w->new_schema_string) delta_txn_metadata(tx, w->new_schema_string);
+    if (w->app_id) delta_txn_app(tx, w->app_id, w->o.app_version);
+    delta_txn_operation(tx, w->o.mode == LAKE_MERGE ? "MERGE" : w->creating ? "CREATE TABLE AS SELECT" : "WRITE",
+                        op_params(w, &params));
+    if (w->o.mode == LAKE_OVERWRITE) {
+        delta_txn_reads(tx, DELTA_READ_ALL, NULL, NULL, NULL);
+        for (size_t i = 0; i < w->snap->n_files; i++) delta_txn_remove(tx, &w->snap->files[i], true);
+        w->res.files_removed = (int64_t)w->snap->n_files;
+    } else if (w->o.mode == LAKE_MERGE) {
+        if (w->o.delete_absent || !w->min_key) delta_txn_reads(tx, DELTA_READ_ALL, NULL, NULL, NULL);
+        else delta_txn_reads(tx, DELTA_READ_KEYS, w->key_col, w->min_key, w->max_key);
+        w->res.files_removed = 0;
+        w->res.rows_rewritten = 0;
+        rc = plan_merge(w, tx, a, err);
+    }
+    for (size_t i = 0; rc == 0 && i < w->n_added; i++)
+        delta_txn_add(tx, w->added[i].key, w->added[i].size, fl_now_micros() / 1000,
+                      w->added[i].stats, true);
+    if (rc == 0) rc = delta_txn_commit(tx, &w->res.version, err);
+    buf_free(&params);
+    arena_free(a);
+    delta_txn_free(tx);
+    return rc;
+}
+
+static int commit_loop(lake_writer *w, fl_err *err)
+{
+    for (int attempt = 1;; attempt++) {
+        w->res.created = w->creating;
+        int rc = attempt_commit(w, err);
+        if (rc == 0 || rc == DELTA_SKIPPED) return rc;
+        delete_files(w, w->rewritten, &w->n_rewritten);
+        if (err->status != 409 || w->o.mode == LAKE_OVERWRITE || attempt >= MERGE_ATTEMPTS)
+            return -1;
+        /* A concurrent writer got in first: redo our reads on its snapshot. */
+        fl_log(FL_LOG_INFO, "lake: %s; retrying on the new snapshot", err->msg);
+        fl_err_clear(err);
+        delta_snapshot_free(w->snap);
+        w->snap = delta_snapshot_load(w->os, -1, true, err);
+        if (!w->snap || delta_check_writable(w->snap, w->o.mode != LAKE_APPEND, err) != 0 ||
+            reconcile(w, err) != 0)
+            return -1;
+    }
+}
+
+int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
+{
+    int rc = 0;
+    if (w->skip) {
+        w->res.skipped = true;
+        w->res.version = w->snap->version;
+        w->res.rows_added = 0;
+    } else if (finish_current(w, err) != 0) rc = -1;
+    else {
+        if (w->o.mode == LAKE_MERGE) key_range(w);
+        w->res.files_added = (int64_t)w->n_added;
+        rc = commit_loop(w, err);
+        if (rc == DELTA_SKIPPED) {
+            w->res.skipped = true;
+            rc = 0;
+            delete_files(w, w->added, &w->n_added);
+        } else if (rc != 0) delete_files(w, w->added, &w->n_added);
+        w->res.files_added += (int64_t)w->n_rewritten;
+    }
+    if (res) *res = w->res;
+    for (size_t i = 0; rc == 0 && i < w->n_added; i++) {
+        free(w->added[i].key);
+        free(w->added[i].stats);
+    }
+    if (rc == 0) w->n_added = 0;
+    for (size_t i = 0; rc == 0 && i < w->n_rewritten; i++) {
+        free(w->rewritten[i].key);
+        free(w->rewritten[i].stats);
+    }
+    if (rc == 0) w->n_rewritten = 0;
+    lake_abort(w);
+    return rc;
+}
+
+void lake_abort(lake_writer *w)
+{
+    if (!w) return;
+    if (w->cur) pq_writer_abort(w->cur);
+    free(w->cur_key);
+    if (w->os) {
+        delete_files(w, w->added, &w->n_added);
+        delete_files(w, w->rewritten, &w->n_rewritten);
+    }
+    free(w->added);
+    free(w->rewritten);
+    keyset_free(&w->keys);
+    free(w->view_cols_extra.vals);
+    free(w->view_cols_extra.valid);
+    free(w->view_cols);
+    rows_schema_free(w->in_schema);
+    rows_schema_free(w->tab_schema);
+    free(w->new_schema_string);
+    free(w->key_col);
+    free(w->app_id);
+    delta_snapshot_free(w->snap);
+    objstore_close(w->os);
+    free(w);
+}

@@ -1,0 +1,65 @@
+/* lake: writing row batches into a Delta table, one atomic commit per writer.
+ *
+ * Contract:
+ *  - lake_writer_open() opens (or creates) the table at url, reconciles the batch schema
+ *    with the table's (new columns are added to the table; a type change is refused with
+ *    status 422 before anything is written), and refuses a non-empty directory that is not
+ *    a Delta table, and tables we cannot write (see delta_check_writable).
+ *  - lake_write() streams batches into Parquet data files (cut at file_bytes / file_rows);
+ *    memory stays bounded by one row group plus, for merge, the set of incoming keys.
+ *    Every row gets is_deleted = 0 unless the batch carries that column itself.
+ *  - lake_commit() makes it all visible in one Delta commit:
+ *      append    add the new files;
+ *      overwrite remove every live file, add the new ones;
+ *      merge     rows whose key is in the incoming data replace the old rows of that key:
+ *                files whose key range (stats) meets the incoming keys are read, their
+ *                other rows rewritten to new files, the old files removed; with
+ *                delete_absent, old rows whose key is absent from the source are rewritten
+ *                as tombstones (is_deleted = 1).
+ *    A concurrent commit that conflicts (PROTOCOL.md) makes merge redo its rewrite on the
+ *    new snapshot (a few times) before giving up with status 409.
+ *  - app_id/app_version: a Delta txn action; a version the table already holds is skipped
+ *    (nothing written, result.skipped = true).
+ *  - lake_abort() (or a crash) leaves the table as it was; orphan data files may remain
+ *    (vacuum's business), never a half-visible commit.
+ */
+#ifndef FL_LAKE_H
+#define FL_LAKE_H
+
+#include "../format/parquet.h"
+#include "../rows/rows.h"
+#include "delta.h"
+
+typedef enum { LAKE_APPEND = 0, LAKE_MERGE, LAKE_OVERWRITE } lake_mode;
+
+typedef struct lake_options {
+    lake_mode mode;
+    const char *key;          /* merge: key column (a string column); required */
+    bool delete_absent;       /* merge: tombstone keys absent from the source */
+    pq_codec codec;           /* default snappy */
+    size_t file_bytes;        /* cut data files at about this many (raw) bytes; 128 MiB */
+    int64_t file_rows;        /* ... or rows; 0 = no row limit */
+    const char *app_id;       /* txn action, NULL for none */
+    int64_t app_version;
+} lake_options;
+void lake_options_init(lake_options *o);
+
+typedef struct lake_result {
+    int64_t version;          /* committed version (or current when skipped) */
+    bool skipped;
+    bool created;
+    int64_t rows_added;       /* incoming rows */
+    int64_t rows_rewritten;   /* old rows copied into rewritten files */
+    int64_t files_added, files_removed;
+} lake_result;
+
+typedef struct lake_writer lake_writer;
+/* schema: the incoming batches' schema (copied). */
+lake_writer *lake_writer_open(const char *url, const rows_schema *schema,
+                              const lake_options *o, fl_err *err);
+int lake_write(lake_writer *w, const rows_batch *b, fl_err *err);
+/* Commits and frees w (whatever the outcome). */
+int lake_commit(lake_writer *w, lake_result *res, fl_err *err);
+void lake_abort(lake_writer *w);
+
+#endif
