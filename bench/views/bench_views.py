@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""bench_views.py: fhirlake `view run` against @medplum/core evalSqlOnFhir, same views, same
+NDJSON files, one run. Called by bench/views/run.sh (which finds the data); see there.
+
+For each view: input MB, resources, rows; fhirlake wall time (best of REPEAT runs, process
+start included) and @medplum/core's in-process end-to-end time (read + JSON.parse + eval +
+NDJSON out; node start-up excluded); rows/s, MB/s and the ratio. For PatientDemographics
+also fhirlake's parse-only time (a view whose where keeps nothing, same input) against the
+eval time (full view minus parse-only). Figures are printed as "result:" lines.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+JS = os.path.join(ROOT, "tests", "js")
+REPEAT = int(os.environ.get("VIEWS_REPEAT", "3"))
+GOAL_RATIO = 50.0
+
+
+def fhirlake_run(fhirlake, view, inp, out):
+    """Wall seconds of one `fhirlake view run`, or raises with its stderr."""
+    t = time.perf_counter()
+    with open(out, "wb") as f:
+        p = subprocess.run([fhirlake, "view", "run", view, inp, "--format", "ndjson"],
+                           stdout=f, stderr=subprocess.PIPE)
+    secs = time.perf_counter() - t
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.decode(errors="replace").strip()[:300])
+    return secs
+
+
+def count_lines(path):
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def fhirlake_best(fhirlake, view, inp, out):
+    best = min(fhirlake_run(fhirlake, view, inp, out) for _ in range(REPEAT))
+    return best, count_lines(out)
+
+
+def medplum(view, inp, out):
+    p = subprocess.run(["node", os.path.join(JS, "medplum_views.mjs"), view, inp, out],
+                       capture_output=True, text=True, cwd=JS)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.strip()[-300:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def rate(n, secs):
+    return n / secs if secs > 0 else float("inf")
+
+
+def human(x):
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if x >= div:
+            return "%.2f%s" % (x / div, unit)
+    return "%.0f" % x
+
+
+def main():
+    fhirlake, outdir = sys.argv[1], sys.argv[2]
+    jobs = [a.split("=", 1) for a in sys.argv[3:]]   # VIEW=INPUT
+    os.makedirs(outdir, exist_ok=True)
+    p = subprocess.run([fhirlake, "view", "run", os.path.join(HERE, "parse_only_Patient.json"),
+                        "/dev/null"], capture_output=True, text=True)
+    fl_ok = p.returncode == 0
+    if not fl_ok:
+        print("views: fhirlake `view run` not available (%s); measuring @medplum/core only"
+              % p.stderr.strip()[:200])
+    hdr = "%-22s %8s %9s %9s | %9s %10s %9s | %9s %10s %8s | %7s" % (
+        "view", "input MB", "resources", "rows", "fhirlake", "rows/s", "MB/s",
+        "medplum", "rows/s", "MB/s", "ratio")
+    print(hdr)
+    print("-" * len(hdr))
+    failures = 0
+    for name, inp in jobs:
+        view = os.path.join(HERE, name + ".json")
+        mb = os.path.getsize(inp) / 1e6
+        m = medplum(view, inp, os.path.join(outdir, name + ".medplum.ndjson"))
+        fl_s = fl_rows = None
+        if fl_ok:
+            try:
+                fl_s, fl_rows = fhirlake_best(fhirlake, view, inp,
+                                              os.path.join(outdir, name + ".fhirlake.ndjson"))
+            except RuntimeError as e:
+                print("views: fhirlake failed on %s: %s" % (name, e))
+                failures += 1
+        ratio = m["total_s"] / fl_s if fl_s else None
+        print("%-22s %8.1f %9d %9s | %9s %10s %9s | %8.2fs %10s %8.1f | %7s" % (
+            name, mb, m["resources"], fl_rows if fl_rows is not None else m["rows"],
+            "%.3fs" % fl_s if fl_s else "-", human(rate(fl_rows, fl_s)) if fl_s else "-",
+            "%.1f" % (mb / fl_s) if fl_s else "-", m["total_s"],
+            human(rate(m["rows"], m["total_s"])), mb / m["total_s"],
+            "%.0fx" % ratio if ratio else "-"))
+        if fl_rows is not None and fl_rows != m["rows"]:
+            print("views: WARNING %s: fhirlake %d rows, @medplum/core %d rows" % (
+                name, fl_rows, m["rows"]))
+        res = "result: views %s: %.1f MB, %d rows; @medplum/core %s rows/s (%.1f MB/s)" % (
+            name, mb, m["rows"], human(rate(m["rows"], m["total_s"])), mb / m["total_s"])
+        if fl_s:
+            res += "; fhirlake %s rows/s (%.1f MB/s); ratio %.0fx (goal >= %.0fx)" % (
+                human(rate(fl_rows, fl_s)), mb / fl_s, ratio, GOAL_RATIO)
+        print(res)
+        if fl_s and name == "PatientDemographics":
+            parse_s, _ = fhirlake_best(fhirlake, os.path.join(HERE, "parse_only_Patient.json"),
+                                       inp, os.path.join(outdir, "parse_only.ndjson"))
+            eval_s = max(fl_s - parse_s, 0.0)
+            print("result: views PatientDemographics: fhirlake parse-only %.3fs, eval %.3fs "
+                  "(eval/parse %.2f, goal <= 1); @medplum/core parse %.2fs, eval %.2fs" % (
+                      parse_s, eval_s, eval_s / parse_s if parse_s else float("inf"),
+                      m["parse_s"], m["eval_s"]))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
