@@ -27,4 +27,8 @@ fi
 if [ ! -d tests/js/node_modules ] && command -v npm >/dev/null 2>&1; then
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# delta-spark's jars (io.delta from Maven Central into ~/.ivy2) for the Spark reader tests.
+if [ ! -f "$HOME/.ivy2/jars/io.delta_delta-spark_2.12-3.2.1.jar" ]; then
+  python3 tests/integration/delta_helpers.py --warm-spark
+fi
 echo "setup: ok"
