@@ -155,6 +155,9 @@ TYPED = {
         "address.where(period.end.exists()).city", "name[0].given[1]", "name[1].family",
         "name.given[0]", "telecom.rank.exists()",
         "birthDate.toString().substring(0, 4).toInteger()",
+        # singleton expected on a collection of several: both engines must fail
+        "name.given + '!'", "telecom.value.substring(1)", "name.family.toInteger()",
+        "name.given.first().length() + name.given.length()",
     ],
     "Observation": [
         "value", "value.ofType(Quantity).value", "value.ofType(Quantity).unit",
