@@ -1,0 +1,215 @@
+/* resource.c: FHIR resource helpers of the server room — the R4 resource type table
+ * (plus registered extra types), id validation, and turning a parsed resource into the
+ * stored text with meta.versionId / meta.lastUpdated spliced in by the store's render
+ * callback (so the write lock only pays for a few memcpy, not a JSON serialization). */
+#include "server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const R4_TYPES[] = {
+    "Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment",
+    "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct",
+    "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry",
+    "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression",
+    "CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition",
+    "Composition", "ConceptMap", "Condition", "Consent", "Contract", "Coverage",
+    "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "Device",
+    "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement",
+    "DiagnosticReport", "DocumentManifest", "DocumentReference", "EffectEvidenceSynthesis",
+    "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare",
+    "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario",
+    "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group",
+    "GuidanceResponse", "HealthcareService", "ImagingStudy", "Immunization",
+    "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide",
+    "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "Measure",
+    "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense",
+    "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct",
+    "MedicinalProductAuthorization", "MedicinalProductContraindication",
+    "MedicinalProductIndication", "MedicinalProductIngredient",
+    "MedicinalProductInteraction", "MedicinalProductManufactured",
+    "MedicinalProductPackaged", "MedicinalProductPharmaceutical",
+    "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader",
+    "MolecularSequence", "NamingSystem", "NutritionOrder", "Observation",
+    "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization",
+    "OrganizationAffiliation", "Parameters", "Patient", "PaymentNotice",
+    "PaymentReconciliation", "Person", "PlanDefinition", "Practitioner", "PractitionerRole",
+    "Procedure", "Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson",
+    "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy",
+    "ResearchSubject", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule",
+    "SearchParameter", "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition",
+    "StructureDefinition", "StructureMap", "Subscription", "Substance",
+    "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein",
+    "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification",
+    "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport",
+    "TestScript", "ValueSet", "VerificationResult", "VisionPrescription",
+};
+#define N_R4 (sizeof R4_TYPES / sizeof R4_TYPES[0])
+
+/* Types the article's flow stores besides R4 core ones; others come by registration. */
+static const char *extra_types[64] = {"ViewDefinition", "AidboxSubscriptionTopic",
+                                      "AidboxTopicDestination"};
+static size_t n_extra = 3;
+static pthread_mutex_t extra_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void http_register_type(const char *type)
+{
+    pthread_mutex_lock(&extra_mu);
+    if (!http_known_type(type) && n_extra < sizeof extra_types / sizeof extra_types[0])
+        extra_types[n_extra++] = type;
+    pthread_mutex_unlock(&extra_mu);
+}
+
+bool http_known_type(const char *type)
+{
+    if (!type || !*type) return false;
+    if (bsearch(&type, R4_TYPES, N_R4, sizeof R4_TYPES[0], cmp_str)) return true;
+    for (size_t i = 0; i < n_extra; i++)
+        if (!strcmp(extra_types[i], type)) return true;
+    return false;
+}
+
+bool http_valid_id(const char *id, size_t n)
+{
+    if (!id || n < 1 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+void http_prepared_free(http_prepared *p)
+{
+    buf_free(&p->head);
+    buf_free(&p->tail);
+}
+
+/* Appends ,"key":value for each member of obj except the skipped keys. */
+static void put_members(buf *out, const json_val *obj, const char *const *skip, size_t n_skip)
+{
+    for (uint32_t i = 0; i < obj->len; i++) {
+        const json_kv *kv = &obj->u.o[i];
+        bool skipped = false;
+        for (size_t k = 0; k < n_skip && !skipped; k++) skipped = !strcmp(kv->key, skip[k]);
+        if (skipped) continue;
+        buf_putc(out, ',');
+        json_write_string(out, kv->key, kv->key_len);
+        buf_putc(out, ':');
+        json_write(out, &kv->val, false);
+    }
+}
+
+static int check_type_and_id(const json_val *res, const char *id, const char *where,
+                             const char **type_out, const char **id_out, fl_err *err)
+{
+    if (!json_is(res, JSON_OBJECT)) {
+        fl_err_set(err, 400, where, "a resource must be a JSON object");
+        return -1;
+    }
+    const json_val *rt = json_get(res, "resourceType");
+    if (!json_is(rt, JSON_STRING)) {
+        fl_err_set(err, 400, where, "resourceType is missing or not a string");
+        return -1;
+    }
+    if (!http_known_type(rt->u.s)) {
+        fl_err_set(err, 400, where, "unknown resourceType '%.100s'", rt->u.s);
+        return -1;
+    }
+    const json_val *bid = json_get(res, "id");
+    if (bid && (!json_is(bid, JSON_STRING) || !http_valid_id(bid->u.s, bid->len))) {
+        fl_err_set(err, 400, where, "invalid id: must match [A-Za-z0-9\\-\\.]{1,64}");
+        return -1;
+    }
+    if (!id) id = bid ? bid->u.s : NULL;
+    if (!id || !http_valid_id(id, strlen(id))) {
+        fl_err_set(err, 400, where, "%s", id ? "invalid id" : "resource has no id");
+        return -1;
+    }
+    *type_out = rt->u.s;
+    *id_out = id;
+    return 0;
+}
+
+int http_prepare(const json_val *res, const char *id, http_prepared *p, const char *where,
+                 fl_err *err)
+{
+    const char *type;
+    if (check_type_and_id(res, id, where, &type, &id, err)) return -1;
+    const json_val *meta = json_get(res, "meta");
+    if (meta && !json_is(meta, JSON_OBJECT)) {
+        fl_err_set(err, 400, where, "meta must be an object");
+        return -1;
+    }
+    p->type = type;
+    p->id = id;
+    buf_reset(&p->head);
+    buf_reset(&p->tail);
+    buf_puts(&p->head, "{\"resourceType\":");
+    json_write_string(&p->head, type, strlen(type));
+    buf_puts(&p->head, ",\"id\":");
+    json_write_string(&p->head, id, strlen(id));
+    buf_puts(&p->head, ",\"meta\":{\"versionId\":\"");
+    buf_putc(&p->tail, '"');
+    static const char *const meta_skip[] = {"versionId", "lastUpdated"};
+    if (meta) put_members(&p->tail, meta, meta_skip, 2);
+    buf_putc(&p->tail, '}');
+    static const char *const res_skip[] = {"resourceType", "id", "meta"};
+    put_members(&p->tail, res, res_skip, 3);
+    buf_putc(&p->tail, '}');
+    return 0;
+}
+
+/* RFC 3339 with exactly six fraction digits: meta.lastUpdated shows the full commit ts. */
+static void format_micros(int64_t ts, char t[40])
+{
+    int64_t frac = ((ts % 1000000) + 1000000) % 1000000;
+    int n = fl_time_format(ts - frac, t); /* whole seconds: "...SSZ" */
+    snprintf(t + n - 1, 40 - (size_t)(n - 1), ".%06lldZ", (long long)frac);
+}
+
+void http_render(void *ctx, int64_t version, int64_t ts, buf *out)
+{
+    const http_prepared *p = ctx;
+    char t[40];
+    format_micros(ts, t);
+    buf_put(out, p->head.p, p->head.len);
+    buf_printf(out, "%lld\",\"lastUpdated\":\"%s", (long long)version, t);
+    buf_put(out, p->tail.p, p->tail.len);
+}
+
+static int cmp_key(const void *k, const void *e)
+{
+    return strcmp((const char *)k, *(const char *const *)e);
+}
+
+void http_rewrite_refs(arena *a, json_val *v, const char **from, const char **to, size_t n)
+{
+    if (!n || !v) return;
+    if (v->type == JSON_ARRAY) {
+        for (uint32_t i = 0; i < v->len; i++) http_rewrite_refs(a, &v->u.a[i], from, to, n);
+    } else if (v->type == JSON_OBJECT) {
+        for (uint32_t i = 0; i < v->len; i++) {
+            json_kv *kv = &v->u.o[i];
+            if (kv->val.type == JSON_STRING && !strcmp(kv->key, "reference")) {
+                const char **hit = bsearch(kv->val.u.s, from, n, sizeof *from, cmp_key);
+                if (hit) {
+                    const char *t = to[hit - from];
+                    kv->val.u.s = arena_strdup(a, t);
+                    kv->val.len = (uint32_t)strlen(t);
+                }
+            } else {
+                http_rewrite_refs(a, &kv->val, from, to, n);
+            }
+        }
+    }
+}
