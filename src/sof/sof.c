@@ -302,6 +302,7 @@ static bool compile_sel(cc *c, const json_val *j, sof_sel *s, const char *path,
 /* Gives every column its schema index; unionAll branches share the first branch's. */
 static void assign_indices(sof_sel *s, int *next)
 {
+    s->lo = *next;
     for (size_t i = 0; i < s->ncols; i++) s->cols[i].idx = (*next)++;
     for (size_t i = 0; i < s->nsub; i++) assign_indices(&s->sub[i], next);
     int start = *next, end = start;
@@ -311,6 +312,7 @@ static void assign_indices(sof_sel *s, int *next)
         end = n;
     }
     *next = end;
+    s->hi = end;
 }
 
 /* Column definitions in schema order (first union branch stands for all). */
@@ -529,11 +531,9 @@ static bool eval_body(ev *e, const sof_sel *s, const fp_item *focus, int64_t idx
     fp_coll *row = row_new(e);
     rowset cur = {0};
     rs_push(e, &cur, row);
-    if (!focus) {               /* forEachOrNull with nothing: one row of nulls */
-        *out = cur;
-        return true;
-    }
-    fp_coll in = {(fp_item *)focus, 1};
+    /* forEachOrNull with nothing: columns see an empty focus (%rowIndex still 0), nested
+     * selects stay null */
+    fp_coll in = {(fp_item *)focus, focus ? 1 : 0};
     for (size_t i = 0; i < s->ncols; i++) {
         const sof_col *c = &s->cols[i];
         e->fc.row_index = idx;
@@ -544,6 +544,10 @@ static bool eval_body(ev *e, const sof_sel *s, const fp_item *focus, int64_t idx
                        "(path '%s')", c->name, row[c->idx].n, fp_source(c->e));
             return false;
         }
+    }
+    if (!focus) {
+        *out = cur;
+        return true;
     }
     for (size_t i = 0; i < s->nsub; i++) {
         rowset sub;
