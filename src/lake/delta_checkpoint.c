@@ -81,7 +81,8 @@ static json_val *metadata_record(arena *a, const delta_snapshot *s)
         if (v && v->type != JSON_NULL) json_obj_set(a, out, *k, v);
     }
     json_val *fmt = json_get(out, "format");
-    if (fmt) json_obj_remove(fmt, "options");  /* options map: readers default it */
+    if (fmt && !json_get(fmt, "options"))  /* delta-rs wants the map present, even empty */
+        json_obj_set(a, fmt, "options", json_new_object(a));
     return wrap(a, "metaData", out);
 }
 

@@ -1,0 +1,18 @@
+# lake room targets. `make deltatool`: the test driver tests/tools/deltatool.c (writes rows
+# given as NDJSON into a Delta table via lake.h, prints snapshots) used by
+# tests/integration/test_delta*.py; pytest depends on it. `make bench-delta`: bench/delta.
+.PHONY: deltatool bench-delta
+EXTRA_PHONY += deltatool bench-delta
+
+DELTATOOL := $(BUILD)/tools/deltatool
+
+deltatool: $(DELTATOOL)
+
+$(DELTATOOL): tests/tools/deltatool.c $(BUILD)/libfhirlake.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libfhirlake.a $(LDLIBS_ALL)
+
+pytest: $(DELTATOOL)
+
+bench-delta: all $(DELTATOOL)
+	@bash bench/delta/run.sh
