@@ -20,7 +20,17 @@ typedef struct entry_op {
     http_prepared p;
     store_op op;
     fl_err err;             /* batch: this entry's failure */
+    store_res got;          /* GET result once read */
+    bool read_done;
 } entry_op;
+
+/* Runs a GET entry (read / vread); failures land in e->err. */
+static void read_entry_now(http_req *req, entry_op *e)
+{
+    fl_err_clear(&e->err);
+    store_read(req->store, req->a, e->type, e->id, e->vread, &e->got, &e->err);
+    e->read_done = true;
+}
 
 /* Splits entry.request.url into type and id (and a vread version); false if malformed. */
 static bool parse_entry_url(arena *a, const char *url, entry_op *e)
@@ -159,16 +169,15 @@ static void response_entry(jw *w, http_req *req, entry_op *e, const fl_err *err)
 {
     jw_obj_begin(w);
     int st = err && err->status ? err->status : 0;
-    store_res r = {0};
-    fl_err rerr;
-    fl_err_clear(&rerr);
     if (!st && e->kind == 0) {
-        if (store_read(req->store, req->a, e->type, e->id, e->vread, &r, &rerr)) st = rerr.status;
-        else {
+        if (!e->read_done) read_entry_now(req, e);
+        if (e->err.status) {
+            st = e->err.status;
+            err = &e->err;
+        } else {
             jw_key(w, "resource");
-            jw_raw(w, r.body, r.body_len);
+            jw_raw(w, e->got.body, e->got.body_len);
         }
-        err = st ? &rerr : NULL;
     }
     if (!st && e->kind == STORE_PUT) {
         jw_key(w, "resource");
@@ -264,7 +273,11 @@ static void run_batch(http_req *req, http_resp *resp, entry_op *eo, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         entry_op *e = &eo[i];
-        if (e->err.status || !e->kind) continue;
+        if (e->err.status) continue;
+        if (!e->kind) {
+            read_entry_now(req, e); /* in order: a later write must not show here */
+            continue;
+        }
         if (e->kind == STORE_DELETE)
             e->op = (store_op){.kind = STORE_DELETE, .type = e->type, .id = e->id,
                                .if_match = e->if_match};
