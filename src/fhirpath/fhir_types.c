@@ -1,28 +1,32 @@
-/* fhir_types.c: lookups in the generated FHIR R4 type table (fhir_types_r4.c): binary
- * search for the type, then for the element among that type's sorted elements. */
+/* fhir_types.c: lookups in the generated FHIR R4 type table (fhir_types_r4.c) through its
+ * two hash tables: types by name, elements by "type.element". */
 #include <string.h>
 
 #include "fhir_types.h"
 
-/* Byte-order comparison of key[0..len) with the NUL-terminated s, as the generator sorts. */
-static int cmp_slice(const char *key, size_t len, const char *s)
+/* FNV-1a, the same function as scripts/gen_fhir_types.mjs. */
+#define FNV0 2166136261u
+static uint32_t fnv(uint32_t h, const char *s, size_t n)
 {
-    size_t sl = strlen(s);
-    int c = memcmp(key, s, len < sl ? len : sl);
-    if (c) return c;
-    return len < sl ? -1 : len > sl ? 1 : 0;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static bool same(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0;
 }
 
 static const fhir_type_ent *find_type(const char *name, size_t len)
 {
     if (!name) return NULL;
-    size_t lo = 0, hi = fhir_r4_n_types;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = cmp_slice(name, len, fhir_r4_types[mid].name);
-        if (c == 0) return &fhir_r4_types[mid];
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
+    for (uint32_t i = fnv(FNV0, name, len) & fhir_r4_type_hash_mask; fhir_r4_type_hash[i];
+         i = (i + 1) & fhir_r4_type_hash_mask) {
+        const fhir_type_ent *t = &fhir_r4_types[fhir_r4_type_hash[i] - 1];
+        if (same(t->name, t->name_len, name, len)) return t;
     }
     return NULL;
 }
@@ -30,15 +34,15 @@ static const fhir_type_ent *find_type(const char *name, size_t len)
 const fhir_elem_ent *fhir_element(const char *parent_type, size_t parent_len,
                                   const char *elem, size_t elem_len)
 {
-    const fhir_type_ent *t = find_type(parent_type, parent_len);
-    if (!t || !elem) return NULL;
-    size_t lo = t->first, hi = (size_t)t->first + t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = cmp_slice(elem, elem_len, fhir_r4_elems[mid].name);
-        if (c == 0) return &fhir_r4_elems[mid];
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
+    if (!parent_type || !elem) return NULL;
+    uint32_t h = fnv(fnv(fnv(FNV0, parent_type, parent_len), ".", 1), elem, elem_len);
+    for (uint32_t i = h & fhir_r4_elem_hash_mask; fhir_r4_elem_hash[i];
+         i = (i + 1) & fhir_r4_elem_hash_mask) {
+        const fhir_elem_ent *e = &fhir_r4_elems[fhir_r4_elem_hash[i] - 1];
+        const fhir_type_ent *t = &fhir_r4_types[e->owner];
+        if (same(e->name, e->name_len, elem, elem_len) &&
+            same(t->name, t->name_len, parent_type, parent_len))
+            return e;
     }
     return NULL;
 }

@@ -14,8 +14,8 @@
  *    ("valueQuantity") is an element of its own with its concrete type.
  *  - Type names are FHIR names: primitives lower-case ("date", "string", "boolean"),
  *    complex types and resources capitalised ("HumanName", "Patient").
- *  - Returned strings are static; nothing allocates; thread-safe; lookups are binary
- *    searches (type, then element). Lengths are explicit so callers can pass slices of a
+ *  - Returned strings are static; nothing allocates; thread-safe; a lookup is one hash
+ *    probe sequence (typically one or two string compares). Lengths are explicit so callers can pass slices of a
  *    larger text; parent_type / name arguments without a length are NUL-terminated.
  */
 #ifndef FL_FHIR_TYPES_H
@@ -58,6 +58,8 @@ typedef struct fhir_elem_ent {
     const char *type;     /* FHIR type name, NULL for a choice base */
     const char *choices;  /* choice base only: "|"-separated types */
     uint8_t flags;        /* FHIR_ELEM_* */
+    uint8_t name_len;
+    uint16_t owner;       /* index in fhir_r4_types of the type it belongs to */
 } fhir_elem_ent;
 
 const fhir_elem_ent *fhir_element(const char *parent_type, size_t parent_len,
@@ -75,6 +77,7 @@ typedef struct fhir_type_ent {
     const char *base;      /* NULL for roots */
     uint8_t kind;          /* enum fhir_kind */
     uint8_t abstract;
+    uint8_t name_len;
     uint32_t first, n;     /* its elements: fhir_r4_elems[first .. first+n), sorted by name */
 } fhir_type_ent;
 
@@ -82,5 +85,11 @@ extern const fhir_elem_ent fhir_r4_elems[];
 extern const unsigned fhir_r4_n_elems;
 extern const fhir_type_ent fhir_r4_types[];   /* sorted by name (byte order) */
 extern const unsigned fhir_r4_n_types;
+/* Hash tables (FNV-1a of the name, or of "type.element"; linear probing; slot = index + 1,
+ * 0 = empty; size = mask + 1). */
+extern const uint16_t fhir_r4_type_hash[];
+extern const unsigned fhir_r4_type_hash_mask;
+extern const uint16_t fhir_r4_elem_hash[];
+extern const unsigned fhir_r4_elem_hash_mask;
 
 #endif

@@ -134,6 +134,25 @@ static void test_sorted(void)
     CHECK(total == fhir_r4_n_elems);
 }
 
+/* Every element and every type is found through the hash tables, as itself. */
+static void test_hash_finds_all(void)
+{
+    unsigned miss = 0;
+    for (unsigned i = 0; i < fhir_r4_n_elems; i++) {
+        const fhir_elem_ent *e = &fhir_r4_elems[i];
+        const fhir_type_ent *t = &fhir_r4_types[e->owner];
+        CHECK(e->owner < fhir_r4_n_types && i >= t->first && i < t->first + t->n);
+        miss += fhir_element(t->name, strlen(t->name), e->name, strlen(e->name)) != e;
+        CHECK(e->name_len == strlen(e->name));
+    }
+    CHECK(miss == 0);
+    for (unsigned i = 0; i < fhir_r4_n_types; i++)
+        CHECK(fhir_is_type(fhir_r4_types[i].name, strlen(fhir_r4_types[i].name)));
+    /* a key that hashes like "type.element" but splits differently is not found */
+    CHECK(fhir_element(S("Patient.contact"), S("name")) != NULL);
+    CHECK(fhir_element(S("Patient"), S("contact.name")) == NULL);
+}
+
 int main(void)
 {
     RUN(test_resource_types);
@@ -142,5 +161,6 @@ int main(void)
     RUN(test_choices);
     RUN(test_hierarchy);
     RUN(test_sorted);
+    RUN(test_hash_finds_all);
     return t_report("fhir_types");
 }
