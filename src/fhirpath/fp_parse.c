@@ -97,7 +97,9 @@ static bool lex_datetime(parser *ps, tok *t)
     if (p < ps->len && s[p] == 'T') {           /* @T12:00 time literal */
         p++;
         st = p;
-        while (p < ps->len && (isdigit((unsigned char)s[p]) || s[p] == ':' || s[p] == '.')) p++;
+        while (p < ps->len && (isdigit((unsigned char)s[p]) || s[p] == ':' ||
+                               (s[p] == '.' && p + 1 < ps->len && isdigit((unsigned char)s[p + 1]))))
+            p++;
         t->t = T_TIME;
     } else {
         while (p < ps->len && (isdigit((unsigned char)s[p]) || s[p] == '-')) p++;
@@ -105,7 +107,9 @@ static bool lex_datetime(parser *ps, tok *t)
         if (p < ps->len && s[p] == 'T') {
             p++;
             t->t = T_DATETIME;
-            while (p < ps->len && (isdigit((unsigned char)s[p]) || strchr(":.+-Z", s[p]))) p++;
+            while (p < ps->len && (isdigit((unsigned char)s[p]) || strchr(":+-Z", s[p]) ||
+                                   (s[p] == '.' && p + 1 < ps->len && isdigit((unsigned char)s[p + 1]))))
+                p++;
         }
     }
     if (p == st) return perr(ps, t->pos, "bad date/time literal%s", "");
@@ -171,9 +175,7 @@ static bool lex(parser *ps)
             return lex_string(ps, s[ps->p], t);
         }
         size_t st = ps->p;
-        while (ps->p < ps->len && (isalnum((unsigned char)s[ps->p]) || s[ps->p] == '_' ||
-                                   (c == '%' && (s[ps->p] == '-' || s[ps->p] == '.'))))
-            ps->p++;
+        while (ps->p < ps->len && (isalnum((unsigned char)s[ps->p]) || s[ps->p] == '_')) ps->p++;
         if (ps->p == st) return perr(ps, t->pos, "expected a name after '%s'", c == '%' ? "%" : "$");
         t->s = s + st;
         t->n = ps->p - st;

@@ -1,0 +1,325 @@
+/* test_fhirpath.c: unit tests for the FHIRPath lexer, parser, evaluator and function
+ * library, including bad input. Results are compared as compact JSON arrays. */
+#include <stdlib.h>
+
+#include "fhirpath/fhirpath.h"
+#include "t.h"
+
+static const char *PT =
+    "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"active\":true,"
+    "\"meta\":{\"lastUpdated\":\"2024-01-02T03:04:05Z\"},"
+    "\"birthDate\":\"1970-06\",\"_birthDate\":{\"extension\":[{\"url\":\"http://x/time\","
+    "\"valueTime\":\"10:00:00\"}]},"
+    "\"gender\":\"female\","
+    "\"name\":[{\"use\":\"official\",\"family\":\"Smith\",\"given\":[\"Ann\",\"B\"]},"
+    "{\"use\":\"usual\",\"family\":\"Jones\",\"given\":[\"Annie\"]}],"
+    "\"deceasedBoolean\":false,"
+    "\"multipleBirthInteger\":2,"
+    "\"extension\":[{\"url\":\"http://x/race\",\"extension\":[{\"url\":\"ombCategory\","
+    "\"valueCoding\":{\"code\":\"2106-3\"}}]},{\"url\":\"http://x/sex\",\"valueCode\":\"F\"}],"
+    "\"link\":[{\"other\":{\"reference\":\"Patient/p2\"}},"
+    "{\"other\":{\"reference\":\"http://s/fhir/Observation/o1/_history/2\"}}],"
+    "\"contact\":[{\"telecom\":[{\"system\":\"phone\",\"value\":\"1\"}]}]}";
+
+static arena *A;
+static json_val *RES;
+static char OUT[4096];
+static fl_err ERR;
+
+/* Evaluates expr over the test patient; returns the JSON text of the result or
+ * "ERR:<status>" on error. */
+static const char *ev_env(const char *expr, const fp_env *env, const fp_coll *vars, int64_t row)
+{
+    fl_err_clear(&ERR);
+    fp_expr *e = fp_compile(expr, env, &ERR);
+    if (!e) {
+        snprintf(OUT, sizeof OUT, "ERR:%d", ERR.status);
+        return OUT;
+    }
+    arena *ta = arena_new(0);
+    fp_ctx c = {.a = ta, .resource = RES, .vars = vars, .row_index = row, .err = &ERR};
+    fp_coll r;
+    if (!fp_eval(e, &c, NULL, &r)) snprintf(OUT, sizeof OUT, "ERR:%d", ERR.status);
+    else {
+        buf b = BUF_INIT;
+        jw w;
+        jw_init(&w, &b);
+        jw_arr_begin(&w);
+        for (size_t i = 0; i < r.n; i++) fp_item_write_json(&w, &r.v[i]);
+        jw_arr_end(&w);
+        snprintf(OUT, sizeof OUT, "%s", b.p);
+        buf_free(&b);
+    }
+    arena_free(ta);
+    fp_free(e);
+    return OUT;
+}
+
+static const char *ev(const char *expr) { return ev_env(expr, NULL, NULL, 0); }
+
+static void test_paths(void)
+{
+    CHECK_STR(ev("id"), "[\"p1\"]");
+    CHECK_STR(ev("Patient.id"), "[\"p1\"]");
+    CHECK_STR(ev("name.family"), "[\"Smith\",\"Jones\"]");
+    CHECK_STR(ev("name.given"), "[\"Ann\",\"B\",\"Annie\"]");
+    CHECK_STR(ev("name[1].family"), "[\"Jones\"]");
+    CHECK_STR(ev("name[5].family"), "[]");
+    CHECK_STR(ev("nothing.here"), "[]");
+    CHECK_STR(ev("active"), "[true]");
+    CHECK_STR(ev("`gender`"), "[\"female\"]");
+    CHECK_STR(ev("contact.telecom.value"), "[\"1\"]");
+}
+
+static void test_literals_and_math(void)
+{
+    CHECK_STR(ev("1 + 2 * 3"), "[7]");
+    CHECK_STR(ev("(1 + 2) * 3"), "[9]");
+    CHECK_STR(ev("7 div 2"), "[3]");
+    CHECK_STR(ev("7 mod 2"), "[1]");
+    CHECK_STR(ev("3 / 2"), "[1.5]");
+    CHECK_STR(ev("1.5 + 1"), "[2.5]");
+    CHECK_STR(ev("-5 + 2"), "[-3]");
+    CHECK_STR(ev("1 / 0"), "[]");
+    CHECK_STR(ev("'a' + 'b'"), "[\"ab\"]");
+    CHECK_STR(ev("'a' & {}"), "[\"a\"]");
+    CHECK_STR(ev("{} + 1"), "[]");
+    CHECK_STR(ev("1.0 = 1"), "[true]");
+    CHECK_STR(ev("'x' = 'y'"), "[false]");
+    CHECK_STR(ev("'Ab  c' ~ 'ab c'"), "[true]");
+    CHECK_STR(ev("'a' !~ 'A'"), "[false]");
+    CHECK_STR(ev("2 > 1 and 1 <= 1"), "[true]");
+    CHECK_STR(ev("'abc' < 'abd'"), "[true]");
+    CHECK_STR(ev("1 'mg' = 1 'mg'"), "[true]");
+    CHECK_STR(ev("9223372036854775807 + 1"), "ERR:422");
+}
+
+static void test_logic(void)
+{
+    CHECK_STR(ev("true and {}"), "[]");
+    CHECK_STR(ev("false and {}"), "[false]");
+    CHECK_STR(ev("true or {}"), "[true]");
+    CHECK_STR(ev("{} or false"), "[]");
+    CHECK_STR(ev("true xor true"), "[false]");
+    CHECK_STR(ev("false implies {}"), "[true]");
+    CHECK_STR(ev("{} implies true"), "[true]");
+    CHECK_STR(ev("(1 = 1).not()"), "[false]");
+    CHECK_STR(ev("{}.not()"), "[]");
+    CHECK_STR(ev("name.family and true"), "ERR:422");
+}
+
+static void test_existence(void)
+{
+    CHECK_STR(ev("name.exists()"), "[true]");
+    CHECK_STR(ev("identifier.exists()"), "[false]");
+    CHECK_STR(ev("identifier.empty()"), "[true]");
+    CHECK_STR(ev("name.exists(use = 'usual')"), "[true]");
+    CHECK_STR(ev("name.all(family.exists())"), "[true]");
+    CHECK_STR(ev("name.given.count()"), "[3]");
+    CHECK_STR(ev("(1 | 2 | 1).count()"), "[2]");
+    CHECK_STR(ev("(1 | 2).combine(1).count()"), "[3]");
+    CHECK_STR(ev("(true | false).allTrue()"), "[false]");
+    CHECK_STR(ev("(true | false).anyTrue()"), "[true]");
+    CHECK_STR(ev("name.use.distinct().count()"), "[2]");
+    CHECK_STR(ev("name.given.isDistinct()"), "[true]");
+}
+
+static void test_filtering(void)
+{
+    CHECK_STR(ev("name.where(use = 'official').family"), "[\"Smith\"]");
+    CHECK_STR(ev("name.select(given.first())"), "[\"Ann\",\"Annie\"]");
+    CHECK_STR(ev("name.given.where($this.startsWith('An'))"), "[\"Ann\",\"Annie\"]");
+    CHECK_STR(ev("name.given.where($index = 1)"), "[\"B\"]");
+    CHECK_STR(ev("name.first().family"), "[\"Smith\"]");
+    CHECK_STR(ev("name.last().family"), "[\"Jones\"]");
+    CHECK_STR(ev("name.given.tail()"), "[\"B\",\"Annie\"]");
+    CHECK_STR(ev("name.given.skip(2)"), "[\"Annie\"]");
+    CHECK_STR(ev("name.given.take(1)"), "[\"Ann\"]");
+    CHECK_STR(ev("name.single()"), "ERR:422");
+    CHECK_STR(ev("name.where(1)"), "[{\"use\":\"official\",\"family\":\"Smith\",\"given\":[\"Ann\",\"B\"]},"
+                                   "{\"use\":\"usual\",\"family\":\"Jones\",\"given\":[\"Annie\"]}]");
+    CHECK_STR(ev("iif(active, 'y', 'n')"), "[\"y\"]");
+    CHECK_STR(ev("iif({}, 'y', 'n')"), "[\"n\"]");
+    CHECK_STR(ev("iif(false, 'y')"), "[]");
+}
+
+static void test_types(void)
+{
+    CHECK_STR(ev("deceased.ofType(boolean)"), "[false]");
+    CHECK_STR(ev("deceased.ofType(integer)"), "[]");
+    CHECK_STR(ev("multipleBirth.ofType(integer) + 1"), "[3]");
+    CHECK_STR(ev("multipleBirth is integer"), "[true]");
+    CHECK_STR(ev("multipleBirth.is(boolean)"), "[false]");
+    CHECK_STR(ev("(multipleBirth as integer) * 2"), "[4]");
+    CHECK_STR(ev("extension('http://x/sex').value.ofType(code)"), "[\"F\"]");
+    CHECK_STR(ev("extension('http://x/race').extension('ombCategory').value.ofType(Coding).code"),
+              "[\"2106-3\"]");
+    CHECK_STR(ev("birthDate.extension('http://x/time').value.ofType(time)"), "[\"10:00:00\"]");
+    CHECK_STR(ev("birthDate is date"), "[true]");
+    CHECK_STR(ev("'a' is String"), "[true]");
+    CHECK_STR(ev("name.ofType(HumanName).count()"), "[2]");
+}
+
+static void test_strings(void)
+{
+    CHECK_STR(ev("name.given.join(',')"), "[\"Ann,B,Annie\"]");
+    CHECK_STR(ev("name.given.join()"), "[\"AnnBAnnie\"]");
+    CHECK_STR(ev("'abc'.startsWith('ab')"), "[true]");
+    CHECK_STR(ev("'abc'.endsWith('bc')"), "[true]");
+    CHECK_STR(ev("'abc'.contains('d')"), "[false]");
+    CHECK_STR(ev("'abc'.indexOf('c')"), "[2]");
+    CHECK_STR(ev("'abcdef'.substring(2, 3)"), "[\"cde\"]");
+    CHECK_STR(ev("'abc'.substring(5)"), "[]");
+    CHECK_STR(ev("'AbC'.lower() + 'AbC'.upper()"), "[\"abcABC\"]");
+    CHECK_STR(ev("'a-b-c'.replace('-', '+')"), "[\"a+b+c\"]");
+    CHECK_STR(ev("'abc123'.matches('^[a-z]+[0-9]+$')"), "[true]");
+    CHECK_STR(ev("'a1b22'.replaceMatches('[0-9]+', '#')"), "[\"a#b#\"]");
+    CHECK_STR(ev("'hello'.length()"), "[5]");
+    CHECK_STR(ev("'a,b'.split(',')"), "[\"a\",\"b\"]");
+    CHECK_STR(ev("'  x '.trim()"), "[\"x\"]");
+    CHECK_STR(ev("name.given.startsWith('A')"), "ERR:422");
+    CHECK_STR(ev("'x'.matches('(')"), "ERR:422");
+    CHECK_STR(ev("'it''s'"), "ERR:400");
+    CHECK_STR(ev("'it\\'s \\u0041'"), "[\"it's A\"]");
+}
+
+static void test_conversions(void)
+{
+    CHECK_STR(ev("'12'.toInteger() + 1"), "[13]");
+    CHECK_STR(ev("'x'.toInteger()"), "[]");
+    CHECK_STR(ev("'1.50'.toDecimal()"), "[1.50]");
+    CHECK_STR(ev("5.toString()"), "[\"5\"]");
+    CHECK_STR(ev("true.toString()"), "[\"true\"]");
+    CHECK_STR(ev("'2020-01-02T10:00:00Z'.toDate()"), "[\"2020-01-02\"]");
+    CHECK_STR(ev("'2020-01-02'.toDateTime() = @2020-01-02"), "[true]");
+    CHECK_STR(ev("'yes'.toBoolean()"), "[true]");
+    CHECK_STR(ev("2.5.round()"), "[3]");
+    CHECK_STR(ev("(-2.5).abs()"), "[2.5]");
+    CHECK_STR(ev("2.1.ceiling()"), "[3]");
+}
+
+static void test_dates(void)
+{
+    CHECK_STR(ev("birthDate = @1970-06"), "[true]");
+    CHECK_STR(ev("birthDate = @1970-06-01"), "[]");
+    CHECK_STR(ev("birthDate < @1971"), "[true]");
+    CHECK_STR(ev("@2020-01-01T10:00:00+02:00 = @2020-01-01T08:00:00Z"), "[true]");
+    CHECK_STR(ev("@2020-01-01T10:00:00.000 = @2020-01-01T10:00:00"), "[true]");
+    CHECK_STR(ev("@T10:00 < @T11:00"), "[true]");
+    CHECK_STR(ev("birthDate.lowBoundary()"), "[\"1970-06-01\"]");
+    CHECK_STR(ev("birthDate.highBoundary()"), "[\"1970-06-30\"]");
+    CHECK_STR(ev("@2010-10-10T.lowBoundary()"), "[\"2010-10-10T00:00:00.000+14:00\"]");
+    CHECK_STR(ev("@2012-02.highBoundary()"), "[\"2012-02-29\"]");
+    CHECK_STR(ev("1.0.lowBoundary()"), "[0.95]");
+    CHECK_STR(ev("1.0.highBoundary()"), "[1.05]");
+    CHECK_STR(ev("@T12:34.highBoundary()"), "[\"12:34:59.999\"]");
+    CHECK_STR(ev("@2020-13-01"), "ERR:400");
+}
+
+static void test_sof_functions(void)
+{
+    CHECK_STR(ev("getResourceKey()"), "[\"p1\"]");
+    CHECK_STR(ev("link.other.getReferenceKey()"), "[\"p2\",\"o1\"]");
+    CHECK_STR(ev("link.other.getReferenceKey(Patient)"), "[\"p2\"]");
+    CHECK_STR(ev("link.other.getReferenceKey(Encounter)"), "[]");
+    CHECK_STR(ev("getAidboxTs()"), "[\"2024-01-02T03:04:05Z\"]");
+    CHECK_STR(ev("getAidboxCts()"), "[]");
+    CHECK_STR(ev("getAidboxTxid()"), "[]");
+    CHECK_STR(ev_env("%rowIndex + 1", NULL, NULL, 4), "[5]");
+    CHECK_STR(ev("%resource.id"), "[\"p1\"]");
+
+    fl_err e = {0};
+    fp_expr *x = fp_compile("getAidboxTs()", NULL, &e);
+    CHECK(x && fp_is_aidbox_ts(x));
+    arena *ta = arena_new(0);
+    fp_ctx c = {.a = ta, .resource = RES, .has_ts = true, .ts_us = 1000000, .txid = "42", .err = &e};
+    fp_coll r;
+    CHECK(fp_eval(x, &c, NULL, &r) && r.n == 1);
+    if (r.n == 1) CHECK(r.v[0].len == 20 && !memcmp(r.v[0].s, "1970-01-01T00:00:01Z", 20));
+    fp_free(x);
+    x = fp_compile("getAidboxTxid()", NULL, &e);
+    CHECK(x && fp_eval(x, &c, NULL, &r) && r.n == 1 && r.v[0].len == 2);
+    fp_free(x);
+    arena_free(ta);
+}
+
+static void test_constants(void)
+{
+    const char *names[] = {"use", "n"};
+    fp_env env = {names, 2};
+    fp_coll vars[2];
+    fp_item a = {.kind = FP_STR, .s = "usual", .len = 5}, b = {.kind = FP_INT, .i = 1};
+    vars[0] = (fp_coll){&a, 1};
+    vars[1] = (fp_coll){&b, 1};
+    CHECK_STR(ev_env("name.where(use = %use).family", &env, vars, 0), "[\"Jones\"]");
+    CHECK_STR(ev_env("name[%n].family", &env, vars, 0), "[\"Jones\"]");
+    CHECK_STR(ev_env("%nope", &env, vars, 0), "ERR:400");
+    CHECK(strstr(ERR.msg, "nope") != NULL);
+}
+
+static void test_syntax_errors(void)
+{
+    const char *bad[] = {"", "name.", "@@", "name.where(", "'open", "foo()", "1 +", "name[0",
+                         "name..x", "where(", "(1", "name.where()", "first(1)", "$that",
+                         "1 2", "ofType(1)", "%", "`x", "a /* b", "#"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        fl_err e = {0};
+        fp_expr *x = fp_compile(bad[i], NULL, &e);
+        CHECK(x == NULL);
+        CHECK(e.status == 400);
+        if (x) {
+            fprintf(stderr, "  accepted bad expression: %s\n", bad[i]);
+            fp_free(x);
+        }
+    }
+    fl_err e = {0};
+    CHECK(fp_compile("name.where(use = )", NULL, &e) == NULL);
+    CHECK(strstr(e.msg, "position 17") != NULL);
+    CHECK(strstr(e.msg, "name.where(use = )") != NULL);
+}
+
+static void test_shapes(void)
+{
+    fl_err e = {0};
+    struct { const char *x; fp_shape s; } cases[] = {
+        {"name.family", FP_SHAPE_PATH}, {"id", FP_SHAPE_RESOURCE_KEY},
+        {"getResourceKey()", FP_SHAPE_RESOURCE_KEY}, {"name.exists()", FP_SHAPE_BOOL_FN},
+        {"name.count()", FP_SHAPE_INT_FN}, {"name.given.join(' ')", FP_SHAPE_STR_FN},
+        {"getAidboxTs()", FP_SHAPE_TS_FN}, {"a = b", FP_SHAPE_BOOL_FN},
+        {"name.first()", FP_SHAPE_OTHER}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fp_expr *x = fp_compile(cases[i].x, NULL, &e);
+        CHECK(x && fp_expr_shape(x) == cases[i].s);
+        fp_free(x);
+    }
+    fp_expr *x = fp_compile("Patient.name.family", NULL, &e);
+    const char *nm[8];
+    CHECK(fp_path_names(x, nm, 8) == 3 && !strcmp(nm[2], "family"));
+    fp_free(x);
+}
+
+int main(void)
+{
+    A = arena_new(0);
+    fl_err e = {0};
+    RES = json_parse(A, PT, strlen(PT), NULL, &e);
+    if (!RES) {
+        fprintf(stderr, "fixture: %s\n", e.msg);
+        return 1;
+    }
+    RUN(test_paths);
+    RUN(test_literals_and_math);
+    RUN(test_logic);
+    RUN(test_existence);
+    RUN(test_filtering);
+    RUN(test_types);
+    RUN(test_strings);
+    RUN(test_conversions);
+    RUN(test_dates);
+    RUN(test_sof_functions);
+    RUN(test_constants);
+    RUN(test_syntax_errors);
+    RUN(test_shapes);
+    arena_free(A);
+    return t_report("fhirpath");
+}
