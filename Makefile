@@ -54,7 +54,7 @@ run: deps all
 	$(BUILD)/fhirlake serve --port $(PORT) --data $(DATA)
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && ../../$$t); done
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && $(abspath $(BUILD))/tests/$$(basename $$t)); done
 
 # Same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan-unit:
