@@ -212,7 +212,15 @@ TYPED = {
 }
 
 # expression -> why fhirlake and fhirpath.js legitimately give different results.
+_TO_INTEGER_ON_DECIMAL = (
+    "toInteger() on a Decimal: FHIRPath N1 (normative) converts only Integer, String and "
+    "Boolean, so a Decimal gives empty (fhirlake); fhirpath.js follows the later CI build "
+    "and converts a Decimal with no fractional part")
 KNOWN_DIFFERENCES = {
+    "valueQuantity.value.first().toInteger()": _TO_INTEGER_ON_DECIMAL,
+    "component.valueQuantity.value.first().toInteger()": _TO_INTEGER_ON_DECIMAL,
+    "onsetAge.value.first().toInteger()": _TO_INTEGER_ON_DECIMAL,
+    "length.value.first().toInteger()": _TO_INTEGER_ON_DECIMAL,
 }
 
 
@@ -416,7 +424,8 @@ def test_fhirpath_agrees_with_fhirpath_js():
                    "known": len(known), "differ": len(bad), "results": report}, f, indent=1)
     print("\nfhirpath-diff: %d/%d expressions agree over %d resources; %d known "
           "differences; %d differ" % (agree, len(cs), len(resources), len(known), len(bad)))
-    for e in known:
-        print("  known: %s -- %s" % (e, KNOWN_DIFFERENCES[e]))
+    for reason in sorted({KNOWN_DIFFERENCES[e] for e in known}):
+        print("  known (%s): %s" % ("; ".join(e for e in known if KNOWN_DIFFERENCES[e] == reason),
+                                    reason))
     assert not bad, "%d expressions differ from fhirpath.js:\n%s" % (
         len(bad), "\n".join(bad[:60]))
