@@ -19,7 +19,8 @@ import pytest
 import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.join(ROOT, "build", "fhirlake")
+# FHIRLAKE_BIN runs the suite against another build (e.g. an ASan one).
+BIN = os.environ.get("FHIRLAKE_BIN") or os.path.join(ROOT, "build", "fhirlake")
 
 
 def free_port():
