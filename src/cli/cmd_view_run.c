@@ -133,7 +133,7 @@ static int usage(void)
     return 2;
 }
 
-static sof_view *load_view(const char *path, fl_err *err)
+static sof_view *load_view(const char *path, unsigned flags, fl_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -147,7 +147,7 @@ static sof_view *load_view(const char *path, fl_err *err)
     fclose(f);
     arena *a = arena_new(0);
     json_val *j = json_parse(a, b.p ? b.p : "", b.len, NULL, err);
-    sof_view *v = j ? sof_compile(j, SOF_KEEP_TEXT, err) : NULL;
+    sof_view *v = j ? sof_compile(j, flags, err) : NULL;
     arena_free(a);
     buf_free(&b);
     return v;
@@ -223,7 +223,8 @@ int cmd_view_run(int argc, char **argv)
         fprintf(stderr, "fhirlake view run: unknown format '%s'\n", fmt);
         return 2;
     }
-    sof_view *v = load_view(view_path, &r.err);
+    /* text keeps FHIR's own text for dates and decimals; parquet gets typed columns */
+    sof_view *v = load_view(view_path, r.fmt == FMT_PARQUET ? 0 : SOF_KEEP_TEXT, &r.err);
     if (!v) {
         fprintf(stderr, "fhirlake view run: %s: %s%s%s\n", view_path, r.err.msg,
                 r.err.where[0] ? " at " : "", r.err.where);
