@@ -332,6 +332,7 @@ static int decode_chunk(pq_reader *r, const th_val *rg, int leaf, colr *c, fl_er
     int codec = (int)th_int(md, 4, 0);
     int64_t total = th_int(md, 5, 0), csize = th_int(md, 7, 0);
     int64_t data_off = th_int(md, 9, 0), dict_off = th_int(md, 11, -1);
+    if (total == 0) return 0; /* e.g. the empty row group of an empty pyarrow table */
     int64_t start = dict_off > 0 && dict_off < data_off ? dict_off : data_off;
     if (csize < 0 || start < 4 || csize > (int64_t)1 << 40) return fail(err, r, c->node, "bad column chunk bounds");
     uint8_t *data = arena_alloc(r->rg, (size_t)csize + 1);
