@@ -67,6 +67,41 @@ void http_register_type(const char *type)
     pthread_mutex_unlock(&extra_mu);
 }
 
+/* Validation hooks (http_register_validator); few types, a linear table is enough. */
+typedef struct validator {
+    const char *type;
+    http_validate_fn fn;
+    void *ctx;
+} validator;
+static validator validators[16];
+static size_t n_validators;
+
+void http_register_validator(const char *type, http_validate_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&extra_mu);
+    if (n_validators < sizeof validators / sizeof validators[0])
+        validators[n_validators++] = (validator){type, fn, ctx};
+    pthread_mutex_unlock(&extra_mu);
+}
+
+static int run_validator(const char *type, const json_val *res, const char *where, fl_err *err)
+{
+    for (size_t i = 0; i < n_validators; i++) {
+        if (strcmp(validators[i].type, type)) continue;
+        if (validators[i].fn(validators[i].ctx, res, err) == 0) return 0;
+        if (where && *where) { /* prefix the element path with the bundle entry / line */
+            buf w = BUF_INIT;
+            buf_printf(&w, "%s%s%s", where, err->where[0] ? "." : "", err->where);
+            size_t n = w.len < sizeof err->where ? w.len : sizeof err->where - 1;
+            memcpy(err->where, w.p, n); /* a long path is cut, never overflowed */
+            err->where[n] = 0;
+            buf_free(&w);
+        }
+        return -1;
+    }
+    return 0;
+}
+
 bool http_known_type(const char *type)
 {
     if (!type || !*type) return false;
@@ -145,6 +180,7 @@ int http_prepare(const json_val *res, const char *id, http_prepared *p, const ch
 {
     const char *type;
     if (check_type_and_id(res, id, where, &type, &id, err)) return -1;
+    if (run_validator(type, res, where, err)) return -1;
     const json_val *meta = json_get(res, "meta");
     if (meta && !json_is(meta, JSON_OBJECT)) {
         fl_err_set(err, 400, where, "meta must be an object");

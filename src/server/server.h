@@ -94,6 +94,11 @@ int http_register_operation(const char *name, int levels, const char *type, http
                             void *ctx);
 /* Accepts an extra resource type (e.g. "ViewDefinition") besides the R4 core types. */
 void http_register_type(const char *type);
+/* Per-type validation hook, run by http_prepare() (so by create, update, batch/transaction
+ * and $load) before anything is written. Returns 0, or -1 with err set (status 400/422,
+ * where naming the element); register before http_start(). One hook per type. */
+typedef int (*http_validate_fn)(void *ctx, const json_val *res, fl_err *err);
+void http_register_validator(const char *type, http_validate_fn fn, void *ctx);
 
 /* ---- FHIR resource helpers shared with `fhirlake load` ---- */
 bool http_known_type(const char *type);
