@@ -37,7 +37,7 @@ static bool run_view(const sof_view *v, const json_val *resources, arena *a, jso
         jw w;
         jw_init(&w, &out);
         jw_arr_begin(&w);
-        for (size_t r = 0; r < b->n_rows; r++) text_row_json(&w, b, r);
+        for (size_t r = 0; r < b->n_rows; r++) text_row_json(&w, b, sof_view_json_columns(v), r);
         jw_arr_end(&w);
         *rows = json_parse(a, out.p, out.len, NULL, err);
         ok = *rows != NULL;

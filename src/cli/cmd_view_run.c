@@ -177,6 +177,7 @@ static bool open_output(run *r, const char *out_path, bool header)
         return false;
     }
     text_begin(&r->tw, (text_format)r->fmt, sof_view_schema(r->v), header, &r->ob);
+    text_set_raw(&r->tw, sof_view_json_columns(r->v));
     return true;
 }
 

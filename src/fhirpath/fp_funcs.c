@@ -328,7 +328,77 @@ static bool conv(fp_state *st, int fn, const fp_item *it, fp_coll *out)
     return true;
 }
 
-/* ---- string functions ---- */
+/* ---- string functions (UTF-8 aware: lengths and offsets count code points) ---- */
+
+static size_t cp_count(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* byte offset of code point k (n if past the end) */
+static size_t cp_offset(const char *s, size_t n, size_t k)
+{
+    size_t i = 0;
+    while (i < n && k) {
+        i++;
+        while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        k--;
+    }
+    return i;
+}
+
+/* Case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic: the scripts that
+ * appear in names; other code points are left alone. */
+static unsigned map_case(unsigned c, bool up)
+{
+    if (c < 0x80) return (unsigned)(up ? toupper((int)c) : tolower((int)c));
+    if (up) {
+        if ((c >= 0xE0 && c <= 0xFE && c != 0xF7) || (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) ||
+            (c >= 0x430 && c <= 0x44F))
+            return c - 0x20;
+        if (c >= 0x450 && c <= 0x45F) return c - 0x50;
+        if (c >= 0x100 && c <= 0x17F && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
+            bool odd_lower = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+            if (odd_lower ? (c & 1) == 0 : (c & 1) == 1) return c - 1;
+        }
+    } else {
+        if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3A9) ||
+            (c >= 0x410 && c <= 0x42F))
+            return c + 0x20;
+        if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+        if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x138 && c != 0x149 && c != 0x17F) {
+            bool odd_lower = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+            if (odd_lower ? (c & 1) == 1 : (c & 1) == 0) return c + 1;
+        }
+    }
+    return c;
+}
+
+static char *utf8_case(arena *a, const char *s, size_t n, bool up, size_t *olen)
+{
+    char *r = arena_alloc(a, n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char b = (unsigned char)s[i];
+        if (b < 0x80) { r[o++] = (char)map_case(b, up); i++; continue; }
+        if ((b & 0xE0) == 0xC0 && i + 1 < n) {   /* 2-byte sequences hold all mapped ranges */
+            unsigned c = ((b & 0x1Fu) << 6) | ((unsigned char)s[i + 1] & 0x3Fu);
+            unsigned m = map_case(c, up);
+            if (m >= 0x80 && m < 0x800) {
+                r[o++] = (char)(0xC0 | (m >> 6));
+                r[o++] = (char)(0x80 | (m & 0x3F));
+                i += 2;
+                continue;
+            }
+        }
+        r[o++] = s[i++];
+    }
+    r[o] = 0;
+    *olen = o;
+    return r;
+}
 
 static bool string_fn(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *focus,
                       fp_coll *out)
@@ -355,15 +425,14 @@ static bool string_fn(fp_state *st, const fp_node *n, const fp_coll *in, const f
     case F_CONTAINS: *out = one_bool(st, xl == 0 || memmem(s, sl, x, xl) != NULL); return true;
     case F_INDEXOF: {
         const char *p = xl ? memmem(s, sl, x, xl) : s;
-        *out = fp_one(a, fp_mk_int(p ? (int64_t)(p - s) : -1));
+        *out = fp_one(a, fp_mk_int(p ? (int64_t)cp_count(s, (size_t)(p - s)) : -1));
         return true;
     }
-    case F_LENGTH: *out = fp_one(a, fp_mk_int((int64_t)sl)); return true;
+    case F_LENGTH: *out = fp_one(a, fp_mk_int((int64_t)cp_count(s, sl))); return true;
     case F_LOWER: case F_UPPER: {
-        char *r = arena_strndup(a, s, sl);
-        for (size_t i = 0; i < sl; i++)
-            r[i] = (char)(fn == F_LOWER ? tolower((unsigned char)r[i]) : toupper((unsigned char)r[i]));
-        *out = fp_one(a, fp_mk_str(r, sl));
+        size_t rl;
+        char *r = utf8_case(a, s, sl, fn == F_UPPER, &rl);
+        *out = fp_one(a, fp_mk_str(r, rl));
         return true;
     }
     case F_TRIM: {
@@ -378,11 +447,14 @@ static bool string_fn(fp_state *st, const fp_node *n, const fp_coll *in, const f
         if (!arg_int(st, n, 0, focus, &start, &e1)) return false;
         if (e1) return true;
         if (n->nargs == 2 && !arg_int(st, n, 1, focus, &cnt, &e2)) return false;
-        if (start < 0 || (size_t)start >= sl) return true;
-        size_t rem = sl - (size_t)start;
+        size_t ncp = cp_count(s, sl);
+        if (start < 0 || (size_t)start >= ncp) return true;
+        size_t rem = ncp - (size_t)start;
         size_t take = (!e2 && cnt >= 0 && (uint64_t)cnt < rem) ? (size_t)cnt : rem;
         if (cnt < 0) take = 0;
-        *out = fp_one(a, fp_mk_str(s + start, take));
+        size_t b0 = cp_offset(s, sl, (size_t)start);
+        size_t b1 = b0 + cp_offset(s + b0, sl - b0, take);
+        *out = fp_one(a, fp_mk_str(s + b0, b1 - b0));
         return true;
     }
     case F_REPLACE: {

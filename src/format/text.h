@@ -26,15 +26,20 @@ typedef struct text_writer {
     text_format f;
     bool header;       /* CSV header line */
     size_t rows;       /* rows written so far */
+    const bool *raw;   /* per column: STRING values are JSON text to emit as is; or NULL */
 } text_writer;
 
 void text_begin(text_writer *w, text_format f, const rows_schema *s, bool header, buf *out);
+/* Optional, after text_begin: raw[col] marks STRING columns whose values are already JSON
+ * text (sof_view_json_columns()): written as is in JSON/NDJSON; in CSV JSON strings are
+ * unquoted. NULL = none. */
+void text_set_raw(text_writer *w, const bool *raw);
 void text_batch(text_writer *w, const rows_batch *b, buf *out);
 void text_end(text_writer *w, buf *out);
 
-/* One row as a JSON object (keys in schema order). */
-void text_row_json(jw *w, const rows_batch *b, size_t row);
+/* One row as a JSON object (keys in schema order); raw as for text_begin. */
+void text_row_json(jw *w, const rows_batch *b, const bool *raw, size_t row);
 /* One cell as a JSON value (null, scalar or array). */
-void text_cell_json(jw *w, const rows_batch *b, size_t col, size_t row);
+void text_cell_json(jw *w, const rows_batch *b, const bool *raw, size_t col, size_t row);
 
 #endif

@@ -19,6 +19,7 @@ typedef struct sof_col {
     fp_expr *e;
     int idx;              /* schema column */
     bool collection;
+    bool json;            /* holds each value's JSON text (untyped, text mode) */
     rows_type type;
     const char *ftype;    /* FHIR type name (declared or inferred), may be NULL */
 } sof_col;
@@ -52,6 +53,8 @@ struct sof_view {
     fp_env env;
     rows_schema *schema;
     const char **col_ftype;
+    bool *col_json;
+    bool any_json;
     int ts_col, key_col;
     unsigned flags;
     /* every compiled expression, to free */
@@ -212,6 +215,8 @@ static bool compile_columns(cc *c, const json_val *cols, sof_sel *s, const char 
         }
         col->ftype = ty ? ty->u.s : infer_ftype(col->e, focus_type);
         col->type = map_type(col->ftype, c->v->flags);
+        col->json = (c->v->flags & SOF_KEEP_TEXT) &&
+                    (!col->ftype || !fhir_is_primitive_type(col->ftype, strlen(col->ftype)));
         names_push(out, col->name);
     }
     return true;
@@ -413,10 +418,13 @@ static bool compile_view(cc *c, const json_val *j)
     collect_cols(&v->root, defs, &nd);
     v->schema = rows_schema_new();
     v->col_ftype = arena_calloc(v->a, (nd + 1) * sizeof *v->col_ftype);
+    v->col_json = arena_calloc(v->a, nd + 1);
     v->ts_col = v->key_col = -1;
     for (size_t i = 0; i < nd; i++) {
         rows_schema_add(v->schema, defs[i]->name, defs[i]->type, defs[i]->collection);
         v->col_ftype[i] = defs[i]->ftype;
+        v->col_json[i] = defs[i]->json;
+        v->any_json |= defs[i]->json;
     }
     /* key / ts columns: only top-level plain selects (one row per resource there) */
     for (size_t i = 0; i < v->root.nsub; i++) {
@@ -461,6 +469,8 @@ const char *sof_view_resource_type(const sof_view *v) { return v->resource; }
 const char *sof_view_name(const sof_view *v) { return v->name; }
 int sof_view_ts_column(const sof_view *v) { return v->ts_col; }
 int sof_view_key_column(const sof_view *v) { return v->key_col; }
+const bool *sof_view_json_columns(const sof_view *v) { return v->any_json ? v->col_json : NULL; }
+
 const char *sof_view_column_fhir_type(const sof_view *v, size_t col)
 {
     return col < v->schema->n ? v->col_ftype[col] : NULL;
@@ -681,6 +691,16 @@ static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it,
     return false;
 }
 
+static void put_json(rows_batch *b, size_t col, const fp_item *it)
+{
+    buf o = BUF_INIT;
+    jw w;
+    jw_init(&w, &o);
+    fp_item_write_json(&w, it);
+    rows_set_str(b, col, o.p ? o.p : "", o.len);
+    buf_free(&o);
+}
+
 static void emit_row(ev *e, const fp_coll *row, rows_batch *out)
 {
     const rows_schema *sc = e->v->schema;
@@ -688,7 +708,9 @@ static void emit_row(ev *e, const fp_coll *row, rows_batch *out)
     for (size_t c = 0; c < sc->n; c++) {
         const fp_coll *v = &row[c];
         if (!v->n) continue;
-        if (sc->f[c].list) {
+        if (e->v->col_json[c]) {
+            for (size_t i = 0; i < (sc->f[c].list ? v->n : 1); i++) put_json(out, c, &v->v[i]);
+        } else if (sc->f[c].list) {
             for (size_t i = 0; i < v->n; i++) put_value(out, c, sc->f[c].type, &v->v[i], e->fc.a);
         } else if (!put_value(out, c, sc->f[c].type, &v->v[0], e->fc.a)) {
             rows_set_null(out, c);

@@ -14,7 +14,9 @@
  *    ->INT32, integer64->INT64, decimal->DOUBLE, date->DATE, instant->TIMESTAMP, anything
  *    else (dateTime included: partial precision is legal) -> STRING. With SOF_KEEP_TEXT
  *    dates and instants stay STRING and decimals are DECIMAL (exact source text), which is
- *    what the conformance suite and JSON outputs want.
+ *    what the conformance suite and JSON outputs want. Also in that mode, a column with no
+ *    known primitive type holds each value's JSON text (7, "a", true, {...}) so text
+ *    writers can emit values with their own JSON types (sof_view_json_columns()).
  *  - sof_eval() appends the rows of one resource to a batch built on sof_view_schema();
  *    resources of another type give no rows. Evaluation errors (a collection where a
  *    single value is required, a non-boolean where) fail with status 422.
@@ -40,6 +42,8 @@ const char *sof_view_name(const sof_view *v);          /* "name" of the view or 
 int sof_view_ts_column(const sof_view *v);
 /* Top-level column holding the resource key (getResourceKey() or id), or -1. */
 int sof_view_key_column(const sof_view *v);
+/* Per column: true if it holds JSON text (see SOF_KEEP_TEXT); NULL when none does. */
+const bool *sof_view_json_columns(const sof_view *v);
 /* FHIR type name the column was declared or inferred with ("date", "string"...). */
 const char *sof_view_column_fhir_type(const sof_view *v, size_t col);
 

@@ -138,6 +138,7 @@ static const char *run(const char *view, const char *resources)
         buf o = BUF_INIT;
         text_writer w;
         text_begin(&w, TEXT_NDJSON, sof_view_schema(v), true, &o);
+        text_set_raw(&w, sof_view_json_columns(v));
         text_batch(&w, b, &o);
         text_end(&w, &o);
         snprintf(OUT, sizeof OUT, "%s", o.p ? o.p : "");
