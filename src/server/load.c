@@ -3,6 +3,7 @@
  * committed `batch` at a time through store_commit (one transaction per batch). */
 #include "server.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +33,6 @@ static void batch_free(batch *b)
     arena_free(b->a);
 }
 
-static int batch_flush(store *s, batch *b, http_load_stats *st, fl_err *err)
-{
-    if (b->n && store_commit(s, b->ops, b->n, NULL, err)) return -1;
-    st->written += (long)b->n;
-    b->n = 0;
-    arena_reset(b->a);
-    return 0;
-}
-
 /* Parses and prepares one resource into slot b->n (not yet counted). */
 static int prepare_one(batch *b, const char *text, size_t len, const char *where,
                        fl_err *err)
@@ -59,15 +51,125 @@ static int prepare_one(batch *b, const char *text, size_t len, const char *where
         id = arena_strdup(b->a, u);
     }
     http_prepared *p = &b->prep[b->n];
-    if (http_prepare(v, id, p, where, err)) return -1;
+    if (http_prepare_raw(v, text, len, id, p, where, err)) return -1;
     b->ops[b->n] = (store_op){.kind = STORE_PUT, .type = p->type, .id = p->id,
                               .if_match = -1, .render = http_render, .render_ctx = p};
     return 0;
 }
 
-/* Calls fn on each non-blank line; stops at the first failure. */
-static int each_line(const char *text, size_t len, batch *b, store *s, bool write,
-                     http_load_stats *st, http_progress_fn progress, void *pctx, fl_err *err)
+/* Two batches and a committer thread: while one batch commits (SQLite work on the
+ * store's writer thread) the caller parses and prepares the next, so both cores work. */
+typedef struct loader {
+    store *s;
+    batch b[2];
+    int cur;
+    bool write;
+    pthread_t th;
+    bool th_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    batch *job;          /* handed to the committer; NULL when it is idle */
+    bool stop, failed;
+    fl_err err;          /* the committer's failure */
+    long committed;
+} loader;
+
+static void *committer_main(void *arg)
+{
+    loader *L = arg;
+    pthread_mutex_lock(&L->mu);
+    for (;;) {
+        while (!L->job && !L->stop) pthread_cond_wait(&L->cv, &L->mu);
+        if (!L->job) break;
+        batch *b = L->job;
+        pthread_mutex_unlock(&L->mu);
+        fl_err e;
+        fl_err_clear(&e);
+        int rc = store_commit(L->s, b->ops, b->n, NULL, &e);
+        pthread_mutex_lock(&L->mu);
+        if (rc && !L->failed) {
+            L->failed = true;
+            L->err = e;
+        } else if (!rc) {
+            L->committed += (long)b->n;
+        }
+        L->job = NULL;
+        pthread_cond_broadcast(&L->cv);
+    }
+    pthread_mutex_unlock(&L->mu);
+    return NULL;
+}
+
+static int loader_init(loader *L, store *s, size_t cap, bool write)
+{
+    memset(L, 0, sizeof *L);
+    L->s = s;
+    L->write = write;
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->cv, NULL);
+    if (batch_init(&L->b[0], cap) || batch_init(&L->b[1], cap)) return -1;
+    if (write) {
+        if (pthread_create(&L->th, NULL, committer_main, L)) return -1;
+        L->th_started = true;
+    }
+    return 0;
+}
+
+/* Waits until the committer is idle; -1 (err set) if an earlier batch failed. */
+static int loader_wait(loader *L, fl_err *err)
+{
+    pthread_mutex_lock(&L->mu);
+    while (L->job) pthread_cond_wait(&L->cv, &L->mu);
+    int rc = L->failed ? -1 : 0;
+    if (rc) *err = L->err;
+    pthread_mutex_unlock(&L->mu);
+    return rc;
+}
+
+/* Hands the current batch over (or drops it when only validating) and starts the other. */
+static int loader_flush(loader *L, fl_err *err)
+{
+    batch *b = &L->b[L->cur];
+    if (L->write && b->n) {
+        if (loader_wait(L, err)) return -1;
+        pthread_mutex_lock(&L->mu);
+        L->job = b;
+        pthread_cond_broadcast(&L->cv);
+        pthread_mutex_unlock(&L->mu);
+        L->cur ^= 1;
+    }
+    b = &L->b[L->cur]; /* idle: either never handed over or already committed */
+    b->n = 0;
+    arena_reset(b->a);
+    return 0;
+}
+
+static void loader_free(loader *L)
+{
+    if (L->th_started) {
+        pthread_mutex_lock(&L->mu);
+        while (L->job) pthread_cond_wait(&L->cv, &L->mu);
+        L->stop = true;
+        pthread_cond_broadcast(&L->cv);
+        pthread_mutex_unlock(&L->mu);
+        pthread_join(L->th, NULL);
+    }
+    batch_free(&L->b[0]);
+    batch_free(&L->b[1]);
+    pthread_mutex_destroy(&L->mu);
+    pthread_cond_destroy(&L->cv);
+}
+
+static void loader_progress(loader *L, http_load_stats *st)
+{
+    pthread_mutex_lock(&L->mu);
+    st->written = L->committed;
+    pthread_mutex_unlock(&L->mu);
+}
+
+/* Prepares every non-blank line, flushing full batches; stops at the first failure. */
+static int each_line(loader *L, const char *text, size_t len, http_load_stats *st,
+                     http_progress_fn progress, void *pctx, fl_err *err)
 {
     long line = 0;
     for (size_t i = 0; i < len;) {
@@ -77,46 +179,48 @@ static int each_line(const char *text, size_t len, batch *b, store *s, bool writ
         size_t k = 0;
         while (k < n && (text[i + k] == ' ' || text[i + k] == '\t' || text[i + k] == '\r')) k++;
         if (k < n) {
+            batch *b = &L->b[L->cur];
             char where[32];
             snprintf(where, sizeof where, "line %ld", line);
             if (prepare_one(b, text + i, n, where, err)) return -1;
             b->n++;
-            if (write) {
+            if (L->write) {
                 st->lines++;
                 st->bytes += (long)n + 1;
             }
             if (b->n == b->cap) {
-                if (write && batch_flush(s, b, st, err)) return -1;
-                if (!write) {
-                    b->n = 0;
-                    arena_reset(b->a);
+                if (loader_flush(L, err)) return -1;
+                if (L->write && progress) {
+                    loader_progress(L, st);
+                    progress(pctx, st);
                 }
-                if (write && progress) progress(pctx, st);
             }
         }
         i = end + 1;
     }
-    if (write) return batch_flush(s, b, st, err);
-    b->n = 0;
-    arena_reset(b->a);
+    if (loader_flush(L, err) || (L->write && loader_wait(L, err))) return -1;
     return 0;
+}
+
+static int load_pass(store *s, const char *text, size_t len, size_t cap, bool write,
+                     http_load_stats *st, http_progress_fn progress, void *pctx, fl_err *err)
+{
+    loader L;
+    int rc = -1;
+    if (loader_init(&L, s, cap, write)) fl_err_set(err, 500, "", "load: out of resources");
+    else rc = each_line(&L, text, len, st, progress, pctx, err);
+    loader_free(&L);
+    if (write) st->written = L.committed;
+    return rc;
 }
 
 int http_load_ndjson(store *s, const char *text, size_t len, size_t batch_size,
                      bool validate_first, http_load_stats *st, http_progress_fn progress,
                      void *pctx, fl_err *err)
 {
-    batch b;
-    int rc = -1;
-    if (batch_init(&b, batch_size ? batch_size : 1000)) {
-        fl_err_set(err, 500, "", "load: out of memory");
-        batch_free(&b);
-        return -1;
-    }
-    if (!validate_first || each_line(text, len, &b, s, false, st, NULL, NULL, err) == 0)
-        rc = each_line(text, len, &b, s, true, st, progress, pctx, err);
-    batch_free(&b);
-    return rc;
+    size_t cap = batch_size ? batch_size : 1000;
+    if (validate_first && load_pass(s, text, len, cap, false, st, NULL, NULL, err)) return -1;
+    return load_pass(s, text, len, cap, true, st, progress, pctx, err);
 }
 
 /* Maps each urn fullUrl to Type/id so references inside the Bundle resolve. */

@@ -175,8 +175,9 @@ static int check_type_and_id(const json_val *res, const char *id, const char *wh
     return 0;
 }
 
-int http_prepare(const json_val *res, const char *id, http_prepared *p, const char *where,
-                 fl_err *err)
+/* Checks and starts p: everything up to the versionId value goes into head. */
+static int prepare_head(const json_val *res, const char *id, http_prepared *p,
+                        const char *where, fl_err *err)
 {
     const char *type;
     if (check_type_and_id(res, id, where, &type, &id, err)) return -1;
@@ -195,14 +196,110 @@ int http_prepare(const json_val *res, const char *id, http_prepared *p, const ch
     buf_puts(&p->head, ",\"id\":");
     json_write_string(&p->head, id, strlen(id));
     buf_puts(&p->head, ",\"meta\":{\"versionId\":\"");
+    return 0;
+}
+
+static const char *const META_SKIP[] = {"versionId", "lastUpdated"};
+static const char *const RES_SKIP[] = {"resourceType", "id", "meta"};
+
+int http_prepare(const json_val *res, const char *id, http_prepared *p, const char *where,
+                 fl_err *err)
+{
+    if (prepare_head(res, id, p, where, err)) return -1;
+    const json_val *meta = json_get(res, "meta");
     buf_putc(&p->tail, '"');
-    static const char *const meta_skip[] = {"versionId", "lastUpdated"};
-    if (meta) put_members(&p->tail, meta, meta_skip, 2);
+    if (meta) put_members(&p->tail, meta, META_SKIP, 2);
     buf_putc(&p->tail, '}');
-    static const char *const res_skip[] = {"resourceType", "id", "meta"};
-    put_members(&p->tail, res, res_skip, 3);
+    put_members(&p->tail, res, RES_SKIP, 3);
     buf_putc(&p->tail, '}');
     return 0;
+}
+
+/* ---- raw splicing: copy members from the validated source text, no re-serialization ---- */
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return n;
+}
+
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    return i;
+}
+
+static size_t skip_value(const char *s, size_t i, size_t n)
+{
+    if (s[i] == '"') return skip_string(s, i, n);
+    if (s[i] != '{' && s[i] != '[') {
+        while (i < n && !strchr(",}] \t\r\n", s[i])) i++;
+        return i;
+    }
+    int depth = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            i = skip_string(s, i, n);
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+        i++;
+    }
+    return n;
+}
+
+/* Appends ,"key":value for the members of the object at s[i] except skipped keys; the
+ * value of "meta" (when meta_at) is reported instead of copied. -1 when a key has an
+ * escape (compare through the DOM instead). */
+static int raw_members(const char *s, size_t n, size_t i, buf *out, const char *const *skip,
+                       size_t n_skip, size_t *meta_at)
+{
+    i = skip_ws(s, i + 1, n);
+    while (i < n && s[i] == '"') {
+        size_t ke = skip_string(s, i, n);
+        if (memchr(s + i, '\\', ke - i)) return -1;
+        size_t v = skip_ws(s, ke, n);
+        v = skip_ws(s, v + 1, n); /* past ':' */
+        size_t ve = skip_value(s, v, n);
+        bool skipped = false;
+        for (size_t k = 0; k < n_skip && !skipped; k++)
+            skipped = ke - i - 2 == strlen(skip[k]) && !memcmp(s + i + 1, skip[k], ke - i - 2);
+        if (meta_at && ke - i == 6 && !memcmp(s + i, "\"meta\"", 6)) *meta_at = v;
+        if (!skipped) {
+            buf_putc(out, ',');
+            buf_put(out, s + i, ke - i);
+            buf_putc(out, ':');
+            buf_put(out, s + v, ve - v);
+        }
+        i = skip_ws(s, ve, n);
+        if (i < n && s[i] == ',') i = skip_ws(s, i + 1, n);
+    }
+    return 0;
+}
+
+int http_prepare_raw(const json_val *res, const char *raw, size_t len, const char *id,
+                     http_prepared *p, const char *where, fl_err *err)
+{
+    if (!raw || memchr(raw, '\n', len)) return http_prepare(res, id, p, where, err);
+    if (prepare_head(res, id, p, where, err)) return -1;
+    size_t start = skip_ws(raw, 0, len), meta_at = 0;
+    buf body = BUF_INIT, meta = BUF_INIT;
+    int rc = raw_members(raw, len, start, &body, RES_SKIP, 3, &meta_at);
+    if (rc == 0 && meta_at) rc = raw_members(raw, len, meta_at, &meta, META_SKIP, 2, NULL);
+    if (rc == 0) {
+        buf_putc(&p->tail, '"');
+        buf_put(&p->tail, meta.p ? meta.p : "", meta.len);
+        buf_putc(&p->tail, '}');
+        buf_put(&p->tail, body.p ? body.p : "", body.len);
+        buf_putc(&p->tail, '}');
+    }
+    buf_free(&body);
+    buf_free(&meta);
+    return rc == 0 ? 0 : http_prepare(res, id, p, where, err);
 }
 
 /* RFC 3339 with exactly six fraction digits: meta.lastUpdated shows the full commit ts. */

@@ -117,6 +117,11 @@ void http_prepared_free(http_prepared *p);
 int http_prepare(const json_val *res, const char *id, http_prepared *p, const char *where,
                  fl_err *err);
 
+/* Same result as http_prepare(), but copies members from raw (the text res was parsed
+ * from) instead of re-serializing: the bulk-load fast path. Falls back to http_prepare()
+ * when raw spans lines (the stored body stays one line) or a key carries an escape. */
+int http_prepare_raw(const json_val *res, const char *raw, size_t len, const char *id,
+                     http_prepared *p, const char *where, fl_err *err);
 /* Stable render callback for store_op.render with render_ctx = an http_prepared. */
 void http_render(void *ctx, int64_t version, int64_t ts, buf *out);
 
