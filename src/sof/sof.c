@@ -16,6 +16,7 @@ enum { IT_NONE, IT_FOREACH, IT_FOREACH_NULL, IT_REPEAT };
 
 typedef struct sof_col {
     const char *name;
+    const char *where;    /* element path, "select[0].column[1]", for evaluation errors */
     fp_expr *e;
     int idx;              /* schema column */
     bool collection;
@@ -199,6 +200,7 @@ static bool compile_columns(cc *c, const json_val *cols, sof_sel *s, const char 
         if (!sql_name_ok(nm->u.s))
             return verr(c, 422, wn, "column name '%s' is not a valid SQL name (%s)", nm->u.s);
         col->name = nm->u.s;
+        col->where = arena_strdup(c->v->a, w);
         pathf(wn, sizeof wn, "%s.path", w);
         col->e = compile_expr(c, json_get(cj, "path"), wn);
         if (!col->e) return false;
@@ -549,7 +551,7 @@ static bool eval_body(ev *e, const sof_sel *s, const fp_item *focus, int64_t idx
         e->fc.row_index = idx;
         if (!fp_eval(c->e, &e->fc, &in, &row[c->idx])) return false;
         if (!c->collection && row[c->idx].n > 1) {
-            fl_err_set(e->fc.err, 422, c->name,
+            fl_err_set(e->fc.err, 422, c->where,
                        "column '%s' returned %zu values; set collection: true or select one "
                        "(path '%s')", c->name, row[c->idx].n, fp_source(c->e));
             return false;

@@ -1,6 +1,7 @@
 /* test_sof.c: unit tests for ViewDefinition validation (every rule, with the element path
  * in `where`), column typing, evaluation (forEach, forEachOrNull, repeat, unionAll,
  * constants, where, %rowIndex) and the text writers. */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "format/text.h"
@@ -173,7 +174,7 @@ static void test_eval(void)
     CHECK_STR(run("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"g\",\"path\":\"name.given\",\"collection\":true}]}]}", PTS),
               "{\"g\":[\"g1\",\"g2\"]}\n{\"g\":[]}\n");
     CHECK_STR(run("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"g\",\"path\":\"name.given\"}]}]}", PTS),
-              "ERR:422:g");
+              "ERR:422:select[0].column[0]");
     CHECK_STR(run("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"g\",\"path\":\"id\"}]}],\"where\":[{\"path\":\"id\"}]}", PTS),
               "ERR:422:where[0].path");
     const char *qr = "[{\"resourceType\":\"QuestionnaireResponse\",\"id\":\"q\",\"item\":[{\"linkId\":\"1\","
@@ -218,6 +219,51 @@ static void test_text_formats(void)
     rows_schema_free(s);
 }
 
+/* One compiled view, four threads with their own contexts and batches: same rows. */
+typedef struct thr_arg {
+    const sof_view *v;
+    const json_val *res;
+    long rows;
+    int64_t sum;
+} thr_arg;
+
+static void *thr_main(void *p)
+{
+    thr_arg *t = p;
+    sof_ctx *c = sof_ctx_new();
+    rows_batch *b = rows_batch_new(sof_view_schema(t->v));
+    fl_err e = {0};
+    for (int k = 0; k < 2000; k++) {
+        for (uint32_t i = 0; i < t->res->len; i++) t->rows += sof_eval(t->v, c, &t->res->u.a[i], b, &e);
+        for (size_t r = 0; r < b->n_rows; r++) t->sum += rows_get(b, 1, r)->s.len;
+        rows_batch_clear(b);
+    }
+    rows_batch_free(b);
+    sof_ctx_free(c);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    fl_err e = {0};
+    sof_view *v = sof_compile(J("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"id\",\"path\":\"id\"}]},"
+                                "{\"forEach\":\"name\",\"column\":[{\"name\":\"f\",\"path\":\"family + given.join(',')\"}]}]}"), 0, &e);
+    CHECK(v != NULL);
+    if (!v) return;
+    thr_arg args[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thr_arg){.v = v, .res = J(PTS)};
+        pthread_create(&th[i], NULL, thr_main, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        CHECK(args[i].rows == 2 * 2000);
+        CHECK(args[i].sum == args[0].sum && args[i].sum == (int64_t)(7 + 2) * 2000);
+    }
+    sof_free(v);
+}
+
 int main(void)
 {
     A = arena_new(0);
@@ -225,6 +271,7 @@ int main(void)
     RUN(test_schema_types);
     RUN(test_eval);
     RUN(test_text_formats);
+    RUN(test_threads);
     arena_free(A);
     return t_report("sof");
 }
