@@ -339,7 +339,7 @@ static void plan(jobs_engine *e, job *j)
     for (size_t v = 0; v < j->n_views; v++)
         for (int c = 0; c < j->K; c++)
             if (!j->done[v * (size_t)j->K + (size_t)c]) push_task(e, j, (int)v, c);
-    if (!j->pending) push_task(e, j, 0, -1);
+    if (!j->pending) push_task(e, j, 0, -1); /* every chunk was done: finalize */
     j->next = e->jobs;
     e->jobs = j;
 }
@@ -510,6 +510,7 @@ static bool open_sink(chunk_run *r, const char *path, const char *tmp)
         return false;
     }
     text_begin(&r->tw, (text_format)r->j->fmt, r->b->schema, r->j->header, &r->ob);
+    text_set_raw(&r->tw, sof_view_json_columns(r->view));
     return true;
 }
 
@@ -707,18 +708,27 @@ static void run_finalize(jobs_engine *e, job *j)
 }
 
 /* ---- workers ---- */
+static bool all_done(const job *j)
+{
+    for (size_t i = 0; i < j->n_views * (size_t)j->K; i++)
+        if (!j->done[i]) return false;
+    return true;
+}
+
+/* A task of j ended (caller holds mu): when it was the last one, either queue the
+ * finalize (every chunk done) or clean up and forget the finished job. */
 static void task_done(jobs_engine *e, job *j)
 {
-    /* caller holds mu */
-    if (--j->pending) return;
-    if (!strcmp(j->status, "in-progress")) return; /* the finalize was just queued */
-    if (j->lakehouse || strcmp(j->status, "completed")) {
-        arena *a = arena_new(0);
-        rmtree(staging_dir(e, j, a));
-        if (strcmp(j->status, "completed") && !j->lakehouse)
-            rmtree(arena_printf(a, "%s/exports/%s", e->data, j->id));
-        arena_free(a);
+    if (--j->pending || e->stop) return;
+    if (!strcmp(j->status, "in-progress") && !j->cancel) {
+        if (all_done(j)) push_task(e, j, 0, -1);
+        return; /* (a chunk stopped without error: redone on the next start) */
     }
+    arena *a = arena_new(0);
+    rmtree(staging_dir(e, j, a));
+    if (j->lakehouse || strcmp(j->status, "completed")) /* keep only listed files */
+        rmtree(arena_printf(a, "%s/exports/%s", e->data, j->id));
+    arena_free(a);
     for (job **p = &e->jobs; *p; p = &(*p)->next)
         if (*p == j) {
             *p = j->next;
@@ -745,7 +755,6 @@ static void run_task(jobs_engine *e, task t)
         if (rc == 0) {
             j->done[i] = 1;
             j->rows[i] = rows;
-            if (j->pending == 1 && !j->cancel) push_task(e, j, 0, -1);
         } else if (rc < 0 && !j->cancel) {
             snprintf(j->status, sizeof j->status, "failed");
             SNPRINTF(j->error, sizeof j->error, "view %s chunk %d: %s%s%s", j->names[t.v], t.c,
@@ -754,10 +763,10 @@ static void run_task(jobs_engine *e, task t)
             j->end = fl_now_micros();
         }
         pthread_mutex_unlock(&e->mu);
-        if (rc <= 0) persist(e, j);
+        if (rc <= 0) persist(e, j); /* j is pinned by this task until task_done */
     }
     pthread_mutex_lock(&e->mu);
-    if (!e->stop) task_done(e, j);
+    task_done(e, j);
     pthread_mutex_unlock(&e->mu);
 }
 

@@ -117,7 +117,8 @@ bool http_valid_id(const char *id, size_t n)
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '.';
+                  c == '-' || c == '.' || c == '_'; /* '_': Aidbox ids like the article's
+                                                       ViewDefinition "patient_flat" */
         if (!ok) return false;
     }
     return true;

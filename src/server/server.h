@@ -102,7 +102,7 @@ void http_register_validator(const char *type, http_validate_fn fn, void *ctx);
 
 /* ---- FHIR resource helpers shared with `fhirlake load` ---- */
 bool http_known_type(const char *type);
-bool http_valid_id(const char *id, size_t n);   /* [A-Za-z0-9\-\.]{1,64} */
+bool http_valid_id(const char *id, size_t n);   /* [A-Za-z0-9\-\._]{1,64} ('_' as Aidbox) */
 
 /* A resource ready to store: render() writes it with meta.versionId/lastUpdated set. */
 typedef struct http_prepared {
