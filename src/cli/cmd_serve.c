@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "server/op_view.h"
 #include "server/server.h"
 #include "store/store.h"
+#include "subs/subs.h"
 
 /* The one place that lists $operations of other rooms: add a call here, e.g.
  * sof_register_http(s). Each uses http_register_operation() (see server/server.h). */
@@ -59,9 +61,20 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     register_operations(s);
-    http_server *h = http_start(&cfg, s, &err);
+    /* subscriptions: listener + delivery workers, before the server takes writes */
+    subs *sb = subs_open(s, data, &err);
+    if (!sb) {
+        fprintf(stderr, "fhirlake: %s\n", err.msg);
+        store_close(s);
+        return 1;
+    }
+    subs_register_http(sb);
+    op_view_ctx *views = op_view_register(s, data, &err); /* SQL-on-FHIR ops + export engine */
+    http_server *h = views ? http_start(&cfg, s, &err) : NULL;
     if (!h) {
         fprintf(stderr, "fhirlake: %s\n", err.msg);
+        op_view_shutdown(views);
+        subs_close(sb);
         store_close(s);
         return 1;
     }
@@ -71,6 +84,8 @@ int cmd_serve(int argc, char **argv)
     sigwait(&set, &sig);
     fl_log(FL_LOG_INFO, "signal %d: shutting down", sig);
     http_stop(h);
+    op_view_shutdown(views);
+    subs_close(sb);
     store_close(s);
     return 0;
 }
