@@ -65,8 +65,11 @@ int pq_rle_decode(const uint8_t *p, size_t len, int bit_width, uint32_t *out, si
 int pq_bit_width(uint64_t max_value);
 
 /* ---- compression ---- */
-/* Appends the compressed form of src to out. */
-int pq_compress(pq_codec c, int level, const void *src, size_t n, buf *out, fl_err *err);
+/* Appends the compressed form of src to out. *zctx caches a compression context between
+ * calls (start with NULL, release with pq_compress_free). */
+int pq_compress(pq_codec c, int level, const void *src, size_t n, buf *out, void **zctx,
+                fl_err *err);
+void pq_compress_free(void *zctx);
 /* Decompresses src into dst[0..dst_len) which must come out exactly full. */
 int pq_decompress(int codec, const void *src, size_t n, void *dst, size_t dst_len,
                   fl_err *err);

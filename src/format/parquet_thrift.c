@@ -428,7 +428,8 @@ int pq_rle_decode(const uint8_t *p, size_t len, int bw, uint32_t *out, size_t n)
 
 /* ---- compression ---- */
 
-int pq_compress(pq_codec c, int level, const void *src, size_t n, buf *out, fl_err *err)
+int pq_compress(pq_codec c, int level, const void *src, size_t n, buf *out, void **zctx,
+                fl_err *err)
 {
     switch (c) {
     case PQ_UNCOMPRESSED:
@@ -446,7 +447,9 @@ int pq_compress(pq_codec c, int level, const void *src, size_t n, buf *out, fl_e
     case PQ_ZSTD: {
         size_t cap = ZSTD_compressBound(n);
         buf_reserve(out, cap);
-        size_t got = ZSTD_compress(out->p + out->len, cap, src, n, level ? level : 3);
+        /* a context per writer: creating one per page costs as much as small pages */
+        if (!*zctx && !(*zctx = ZSTD_createCCtx())) break;
+        size_t got = ZSTD_compressCCtx(*zctx, out->p + out->len, cap, src, n, level ? level : 3);
         if (ZSTD_isError(got)) break;
         out->len += got;
         out->p[out->len] = 0;
@@ -474,6 +477,11 @@ int pq_compress(pq_codec c, int level, const void *src, size_t n, buf *out, fl_e
     }
     fl_err_set(err, 500, "parquet", "compression failed (codec %d, %zu bytes)", (int)c, n);
     return -1;
+}
+
+void pq_compress_free(void *zctx)
+{
+    if (zctx) ZSTD_freeCCtx(zctx);
 }
 
 int pq_decompress(int codec, const void *src, size_t n, void *dst, size_t dst_len, fl_err *err)

@@ -69,6 +69,7 @@ struct pq_writer {
     size_t n_rg;
     int64_t *rg_nrows, *rg_offset, *rg_usize, *rg_csize;
     buf page, comp;        /* scratch */
+    void *zctx;            /* zstd context reused across pages */
     bool failed;
 };
 
@@ -150,22 +151,35 @@ static void mm_update(const pq_node *n, stat_mm *s, const void *raw, size_t len)
 
 /* ---- column buffers ---- */
 
-static uint64_t hash_bytes(const void *p, size_t n)
+static inline uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 29);
+}
+
+/* Hash of a dictionary candidate. One multiply per 8 bytes; the tail is loaded byte-wise
+ * because a variable-length memcpy is a library call on this hot path. */
+static inline uint64_t hash_bytes(const void *p, size_t n)
 {
     const uint8_t *s = p;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)n * 0xc2b2ae3d27d4eb4full);
+    if (n == 4 || n == 8) {
+        uint64_t w = 0;
+        memcpy(&w, s, n == 4 ? 4 : 8);
+        return mix(h ^ w);
+    }
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+        h ^= h >> 28;
         s += 8;
         n -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 29);
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
+    return mix(h ^ w);
 }
 
 static inline const uint8_t *dict_raw(const colw *c, size_t k, size_t *len)
@@ -242,10 +256,6 @@ static void col_value(pq_writer *w, colw *c, int r, const void *raw, size_t len)
 {
     col_levels(c, r, c->node->max_def);
     w->rg_bytes += len + 2;
-    if (has_order(c->node) &&
-        !((c->node->phys == PQ_DOUBLE && isnan(*(const double *)raw)) ||
-          (c->node->phys == PQ_FLOAT && isnan(*(const float *)raw))))
-        mm_update(c->node, &c->rg, raw, len);
     if (!c->use_dict) {
         put_plain(&c->plain, c, raw, len);
         c->n_vals++;
@@ -281,7 +291,10 @@ static void col_value(pq_writer *w, colw *c, int r, const void *raw, size_t len)
         c->idx = xrealloc(c->idx, c->cap_idx * sizeof *c->idx);
     }
     c->idx[c->n_vals++] = k;
-    if (c->dict.len > w->opt.dict_bytes) dict_fallback(c);
+    /* Too big, or so many distinct values early on that a dictionary will not pay off
+     * (ids, timestamps): plain it is, and no more hashing for this chunk. */
+    if (c->dict.len > w->opt.dict_bytes || (c->n_vals == 8192 && c->n_dict > 8192 * 3 / 4))
+        dict_fallback(c);
 }
 
 /* ---- pages ---- */
@@ -312,7 +325,8 @@ static int emit_page(pq_writer *w, int type, int32_t num_values, int encoding, i
                      int64_t *csize, fl_err *err)
 {
     buf_reset(&w->comp);
-    if (pq_compress(w->opt.codec, w->opt.level, w->page.p, w->page.len, &w->comp, err)) return -1;
+    if (pq_compress(w->opt.codec, w->opt.level, w->page.p, w->page.len, &w->comp, &w->zctx, err))
+        return -1;
     buf hdr = BUF_INIT;
     tw t;
     tw_init(&t, &hdr);
@@ -373,8 +387,48 @@ static void put_plain_values(buf *page, const colw *c, size_t va, size_t vb, siz
     *ppos = pos;
 }
 
+static void stat_value(colw *c, const uint8_t *raw, size_t len)
+{
+    const pq_node *n = c->node;
+    if (n->phys == PQ_DOUBLE) {
+        double d;
+        memcpy(&d, raw, 8);
+        if (isnan(d)) return; /* NaN has no place in min/max */
+    } else if (n->phys == PQ_FLOAT) {
+        float f;
+        memcpy(&f, raw, 4);
+        if (isnan(f)) return;
+    }
+    mm_update(n, &c->rg, raw, len);
+}
+
+/* Min/max of the chunk, computed once at flush: over the dictionary entries (each distinct
+ * value once) or over the plain values. Keeps comparisons out of the per-value path. */
+static void chunk_minmax(colw *c)
+{
+    c->rg.has = false;
+    if (!has_order(c->node)) return;
+    if (c->use_dict) {
+        for (size_t k = 0; k < c->n_dict; k++) {
+            size_t len;
+            const uint8_t *r = dict_raw(c, k, &len);
+            stat_value(c, r, len);
+        }
+        return;
+    }
+    const uint8_t *p = (const uint8_t *)c->plain.p;
+    size_t pos = 0;
+    for (size_t i = 0; i < c->n_vals; i++) {
+        size_t len = c->vsize ? (size_t)c->vsize : pq_get_u32(p + pos);
+        if (!c->vsize) pos += 4;
+        stat_value(c, p + pos, len);
+        pos += len;
+    }
+}
+
 static int flush_column(pq_writer *w, colw *c, fl_err *err)
 {
+    chunk_minmax(c);
     const pq_node *n = c->node;
     chunk_meta *m = &c->chunks[w->n_rg];
     memset(m, 0, sizeof *m);
@@ -392,12 +446,22 @@ static int flush_column(pq_writer *w, colw *c, fl_err *err)
     }
     m->data_off = w->pos;
     int bw = pq_bit_width(c->n_dict ? c->n_dict - 1 : 0);
-    size_t lv = 0, va = 0, ppos = 0;
-    size_t per = c->use_dict ? 2 : (c->vsize ? (size_t)c->vsize : 16);
+    size_t lv = 0, va = 0, ppos = 0, scan = 0;
+    size_t per = c->use_dict ? 2 : (size_t)c->vsize; /* 0: read each BYTE_ARRAY length */
+    const uint8_t *plain = (const uint8_t *)c->plain.p;
     do { /* at least one page, even for an empty chunk */
         size_t la = lv, vstart = va, est = 0;
         while (lv < c->n_lv) {
-            if (c->def[lv] == n->max_def) va++, est += per;
+            if (c->def[lv] == n->max_def) {
+                va++;
+                if (per) {
+                    est += per;
+                } else {
+                    size_t l = 4 + pq_get_u32(plain + scan);
+                    scan += l;
+                    est += l;
+                }
+            }
             est += 1;
             lv++;
             if (est >= w->opt.page_bytes && (lv == c->n_lv || c->rep[lv] == 0)) break;
@@ -611,6 +675,7 @@ static void writer_free(pq_writer *w)
     free(w->rg_csize);
     buf_free(&w->page);
     buf_free(&w->comp);
+    pq_compress_free(w->zctx);
     if (w->f) fclose(w->f);
     free(w);
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# bench/parquet/run.sh — Parquet write throughput, fhirlake vs pyarrow, same rows, same codec,
+# one run. Rows: the article's patient_flat columns from the Synthea Patients file, repeated
+# to BENCH_PQ_ROWS (default 1,000,000). Both sides start from rows already in memory
+# (fhirlake rows_batch / Arrow table); only the Parquet write is timed, best of 3.
+# Prints "result:" lines with rows/s, MB/s (output file bytes) and the ratio ours/pyarrow.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+n="${BENCH_PQ_ROWS:-1000000}"
+data="$root/bench/data/parquet"
+mkdir -p "$data"
+rows="$data/patient_flat_$n.ndjson"
+make -s pqtool >/dev/null
+if [ ! -f "$rows" ]; then
+  python3 "$here/make_rows.py" "$n" "$rows" "${PATIENTS_NDJSON:-$root/bench/data/patients-100mb.ndjson}"
+fi
+for codec in snappy zstd; do
+  ours=$("$root/build/tools/pqtool" bench-rows "$rows" "$data/ours_$codec.parquet" "$codec" 3)
+  peer=$(python3 "$here/bench_pyarrow.py" "$rows" "$data/pyarrow_$codec.parquet" "$codec" 3)
+  # both files must hold the same rows: read ours back with pyarrow and compare to the peer's
+  python3 - "$data/ours_$codec.parquet" "$data/pyarrow_$codec.parquet" <<'PY'
+import sys, pyarrow.parquet as pq
+a, b = pq.read_table(sys.argv[1]), pq.read_table(sys.argv[2])
+assert a.num_rows == b.num_rows and a.equals(b.cast(a.schema)), "files differ"
+PY
+  python3 - "$codec" "$ours" "$peer" <<'PY'
+import json, sys
+codec, o, p = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+def line(who, r):
+    rps = r["rows"] / r["seconds"]
+    return "%s %.0f rows/s, %.1f MB/s written, %.3f s, file %.1f MB" % (
+        who, rps, r["file_size"] / r["seconds"] / 1e6, r["seconds"], r["file_size"] / 1e6)
+print("result: parquet write %s, %d patient_flat rows: %s" % (codec, o["rows"], line("fhirlake", o)))
+print("result: parquet write %s, %d patient_flat rows: %s" % (codec, p["rows"], line("pyarrow", p)))
+print("result: parquet write %s ratio fhirlake/pyarrow = %.2fx (rows/s)" % (codec, p["seconds"] / o["seconds"]))
+PY
+done
