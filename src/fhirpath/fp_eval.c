@@ -349,8 +349,33 @@ static int dec_places(const fp_item *it)
     return d ? (int)(it->s + it->len - d - 1) : 0;
 }
 
+/* A FHIR Quantity element as a FHIRPath Quantity (unit from code, else unit). */
+static bool node_qty(const fp_item *it, fp_item *q)
+{
+    if (it->kind != FP_NODE || !it->j || it->j->type != JSON_OBJECT) return false;
+    const json_val *v = json_get(it->j, "value");
+    if (!v || v->type != JSON_NUMBER) return false;
+    const json_val *u = json_get(it->j, "code");
+    if (!u || u->type != JSON_STRING) u = json_get(it->j, "unit");
+    *q = (fp_item){.kind = FP_QTY, .s = v->u.s, .len = v->len, .unit = "", .ulen = 0};
+    if (u && u->type == JSON_STRING) {
+        q->unit = u->u.s;
+        q->ulen = u->len;
+    }
+    return true;
+}
+
+/* Brings a Quantity element to a Quantity value when compared with one. */
+static void qty_align(const fp_item **a, const fp_item **b, fp_item *ta, fp_item *tb)
+{
+    if ((*a)->kind == FP_QTY && (*b)->kind == FP_NODE && node_qty(*b, tb)) *b = tb;
+    else if ((*b)->kind == FP_QTY && (*a)->kind == FP_NODE && node_qty(*a, ta)) *a = ta;
+}
+
 int fp_items_equal(const fp_item *a, const fp_item *b)
 {
+    fp_item ta, tb;
+    qty_align(&a, &b, &ta, &tb);
     if (both_num(a, b)) {
         if (a->kind == FP_INT && b->kind == FP_INT) return a->i == b->i;
         double x, y;
@@ -421,6 +446,8 @@ int fp_items_equiv(const fp_item *a, const fp_item *b)
 
 bool fp_items_compare(const fp_item *a, const fp_item *b, int *cmp)
 {
+    fp_item ta, tb;
+    qty_align(&a, &b, &ta, &tb);
     if (both_num(a, b)) {
         if (a->kind == FP_INT && b->kind == FP_INT) {
             *cmp = a->i < b->i ? -1 : a->i > b->i;
@@ -483,10 +510,6 @@ bool fp_item_is_type(const fp_item *it, const char *t, size_t tn)
 {
     if (it->tname) {
         if (name_eq(t, tn, it->tname)) return true;
-        if (it->j && it->kind != FP_NODE) {
-            /* FHIR primitive: also matches the System type (FHIR.string is System.String) */
-            return false;
-        }
         if (name_eq(t, tn, "Resource") || name_eq(t, tn, "DomainResource"))
             return it->kind == FP_NODE && json_get(it->j, "resourceType") != NULL;
         char tmp[64];
@@ -533,10 +556,107 @@ static bool singleton(fp_state *st, const fp_node *n, const fp_coll *c, const ch
     return true;
 }
 
+/* ---- date/time arithmetic ---- */
+
+/* Calendar unit of a quantity: 0 year 1 month 2 week 3 day 4 hour 5 minute 6 second
+ * 7 millisecond; -1 if not a time unit. */
+static int time_unit(const fp_item *q)
+{
+    static const char *cal[] = {"year", "month", "week", "day", "hour", "minute", "second",
+                                "millisecond"};
+    static const char *ucum[] = {"a", "mo", "wk", "d", "h", "min", "s", "ms"};
+    size_t n = q->ulen;
+    if (n > 1 && q->unit[n - 1] == 's' && strncmp(q->unit, "ms", n) && strncmp(q->unit, "s", n)) n--;
+    for (int i = 0; i < 8; i++) {
+        if (strlen(cal[i]) == n && !memcmp(q->unit, cal[i], n)) return i;
+        if (strlen(ucum[i]) == q->ulen && !memcmp(q->unit, ucum[i], q->ulen)) return i;
+    }
+    return -1;
+}
+
+static char *dt_format(arena *a, const fp_dt *d, int kind, size_t *len)
+{
+    char tmp[64];
+    int n = 0;
+    if (kind != FP_TIME) {
+        n += snprintf(tmp + n, sizeof tmp - (size_t)n, "%04d", d->y);
+        if (d->prec >= 2) n += snprintf(tmp + n, sizeof tmp - (size_t)n, "-%02d", d->mo);
+        if (d->prec >= 3) n += snprintf(tmp + n, sizeof tmp - (size_t)n, "-%02d", d->d);
+        if (kind == FP_DATETIME && d->prec >= 4) tmp[n++] = 'T';
+    }
+    if (d->prec >= 4) n += snprintf(tmp + n, sizeof tmp - (size_t)n, "%02d", d->h);
+    if (d->prec >= 5) n += snprintf(tmp + n, sizeof tmp - (size_t)n, ":%02d", d->mi);
+    if (d->prec >= 6) n += snprintf(tmp + n, sizeof tmp - (size_t)n, ":%02d", d->s);
+    if (d->prec >= 7) n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%03d", d->ms);
+    if (kind == FP_DATETIME && d->has_tz && d->prec >= 4) {
+        if (d->tz_min == 0) tmp[n++] = 'Z';
+        else {
+            int t = d->tz_min < 0 ? -d->tz_min : d->tz_min;
+            n += snprintf(tmp + n, sizeof tmp - (size_t)n, "%c%02d:%02d", d->tz_min < 0 ? '-' : '+',
+                          t / 60, t % 60);
+        }
+    }
+    *len = (size_t)n;
+    return arena_strndup(a, tmp, (size_t)n);
+}
+
+static int mdays(int y, int m)
+{
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+    return d[m - 1];
+}
+
+/* date/dateTime/time +/- a calendar quantity; the result keeps the input's precision. */
+static bool date_arith(fp_state *st, const fp_item *dtv, const fp_item *q, bool sub, fp_coll *out)
+{
+    arena *ar = st->ctx->a;
+    *out = (fp_coll){0};
+    int u = time_unit(q);
+    double qv;
+    fp_dt d;
+    int kind = dtv->kind == FP_STR ? FP_DATETIME : dtv->kind;
+    if (u < 0 || !fp_num_value(q, &qv) || !fp_dt_parse(dtv->s, dtv->len, kind == FP_TIME, &d)) return true;
+    int64_t k = (int64_t)qv;
+    if (sub) k = -k;
+    if (u <= 1) {
+        int64_t months = (int64_t)d.y * 12 + (d.mo - 1) + (u == 0 ? k * 12 : k);
+        d.y = (int)(months / 12);
+        d.mo = (int)(months % 12) + 1;
+        if (d.d > mdays(d.y, d.mo)) d.d = mdays(d.y, d.mo);
+    } else {
+        static const int64_t ms_per[] = {0, 0, 604800000, 86400000, 3600000, 60000, 1000, 1};
+        int64_t days = kind == FP_TIME ? 0 : fl_days_from_civil(d.y, (unsigned)d.mo, (unsigned)d.d);
+        int64_t ms = days * 86400000 + ((int64_t)d.h * 3600 + d.mi * 60 + d.s) * 1000 + d.ms;
+        ms += k * ms_per[u];
+        int64_t dd = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+        int64_t rem = ms - dd * 86400000;
+        if (kind != FP_TIME) {
+            int64_t y;
+            unsigned m, day;
+            fl_civil_from_days(dd, &y, &m, &day);
+            d.y = (int)y;
+            d.mo = (int)m;
+            d.d = (int)day;
+        }
+        d.h = (int)(rem / 3600000);
+        d.mi = (int)(rem / 60000 % 60);
+        d.s = (int)(rem / 1000 % 60);
+        d.ms = (int)(rem % 1000);
+    }
+    size_t len;
+    char *txt = dt_format(ar, &d, kind, &len);
+    *out = fp_one(ar, (fp_item){.kind = (uint8_t)kind, .s = txt, .len = (uint32_t)len});
+    return true;
+}
+
 static bool arith(fp_state *st, const fp_node *n, const fp_item *a, const fp_item *b, fp_coll *out)
 {
     arena *ar = st->ctx->a;
     int op = n->op;
+    if ((op == OP_ADD || op == OP_SUB) && b->kind == FP_QTY &&
+        (is_dt_kind(a->kind) || a->kind == FP_STR))
+        return date_arith(st, a, b, op == OP_SUB, out);
     if (op == OP_ADD && a->kind == FP_STR && b->kind == FP_STR) {
         char *s = arena_alloc(ar, (size_t)a->len + b->len + 1);
         memcpy(s, a->s, a->len);

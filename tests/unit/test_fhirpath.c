@@ -158,6 +158,10 @@ static void test_types(void)
     CHECK_STR(ev("birthDate is date"), "[true]");
     CHECK_STR(ev("'a' is String"), "[true]");
     CHECK_STR(ev("name.ofType(HumanName).count()"), "[2]");
+    CHECK_STR(ev("gender is code"), "[true]");
+    CHECK_STR(ev("gender.is(string)"), "[true]");
+    CHECK_STR(ev("gender is boolean"), "[false]");
+    CHECK_STR(ev("Patient.is(Resource)"), "[true]");
 }
 
 static void test_strings(void)
@@ -214,6 +218,30 @@ static void test_dates(void)
     CHECK_STR(ev("1.0.highBoundary()"), "[1.05]");
     CHECK_STR(ev("@T12:34.highBoundary()"), "[\"12:34:59.999\"]");
     CHECK_STR(ev("@2020-13-01"), "ERR:400");
+    CHECK_STR(ev("@2020-01-31 + 1 month"), "[\"2020-02-29\"]");
+    CHECK_STR(ev("@2020-01-01 - 1 day"), "[\"2019-12-31\"]");
+    CHECK_STR(ev("@2020-01-01T10:00:00Z + 2 hours"), "[\"2020-01-01T12:00:00Z\"]");
+    CHECK_STR(ev("@2020-01-01T10:00:00+02:00 + 30 'min'"), "[\"2020-01-01T10:30:00+02:00\"]");
+    CHECK_STR(ev("birthDate + 1 year"), "[\"1971-06\"]");
+    CHECK_STR(ev("@T23:00 + 2 hours"), "[\"01:00\"]");
+    CHECK_STR(ev("@2020-01-01 + 1 'kg'"), "[]");
+}
+
+static void test_quantity_nodes(void)
+{
+    arena *a = arena_new(0);
+    fl_err e = {0};
+    const char *obs = "{\"resourceType\":\"Observation\",\"valueQuantity\":{\"value\":5.5,"
+                      "\"unit\":\"milligram\",\"code\":\"mg\"}}";
+    json_val *saved = RES;
+    RES = json_parse(a, obs, strlen(obs), NULL, &e);
+    CHECK_STR(ev("value.ofType(Quantity) > 5 'mg'"), "[true]");
+    CHECK_STR(ev("value.ofType(Quantity) = 5.5 'mg'"), "[true]");
+    CHECK_STR(ev("value.ofType(Quantity) = 5.5 'g'"), "[false]");
+    CHECK_STR(ev("value.ofType(Quantity).value * 2"), "[11]");
+    CHECK_STR(ev("value is Quantity"), "[true]");
+    RES = saved;
+    arena_free(a);
 }
 
 static void test_sof_functions(void)
@@ -316,6 +344,7 @@ int main(void)
     RUN(test_strings);
     RUN(test_conversions);
     RUN(test_dates);
+    RUN(test_quantity_nodes);
     RUN(test_sof_functions);
     RUN(test_constants);
     RUN(test_syntax_errors);
