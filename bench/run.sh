@@ -53,10 +53,13 @@ if [ "${BENCH_SKIP_DATA:-0}" != 1 ]; then
 fi
 
 # What every benchmark may read (they also find these paths on their own).
+# Data paths are exported only when the data is there, so a benchmark falls back to its own.
 export FHIRLAKE="$root/build/fhirlake"
 export BENCH_DATA="$here/data"
-export SYNTHEA_DIR="$here/data/synthea/$n"
-export PATIENTS_NDJSON="$here/data/patients-100mb.ndjson"
+SYNTHEA_DIR="$here/data/synthea/$n"
+PATIENTS_NDJSON="$here/data/patients-100mb.ndjson"
+[ -f "$SYNTHEA_DIR/MANIFEST" ] && export SYNTHEA_DIR
+[ -f "$PATIENTS_NDJSON" ] && export PATIENTS_NDJSON
 
 {
   echo "fhirlake benchmarks — $(date -u '+%Y-%m-%d %H:%M UTC') — $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -81,12 +84,13 @@ for b in "${names[@]}"; do
   log="$outdir/$b.log"
   note "running $b (log: bench/out/$b.log)"
   start=$(date +%s)
-  timeout "$limit" bash "$script" 2>&1 | tee "$log"
+  # timeout signals the whole process group (servers a benchmark started), KILL 30 s later.
+  timeout -k 30 "$limit" bash "$script" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   secs=$(( $(date +%s) - start ))
   status="ok"
-  [ "$rc" -eq 124 ] && status="TIMEOUT after ${limit}s"
-  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && status="FAILED (exit $rc)"
+  { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } && status="TIMEOUT after ${limit}s"
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] && status="FAILED (exit $rc)"
   [ "$rc" -ne 0 ] && failed=$((failed + 1))
   {
     echo "== $b: $status, ${secs}s"
