@@ -65,6 +65,8 @@ struct jobs_engine {
     pthread_t *th;
     int nth;
     job *jobs;
+    int chunk_delay_ms;      /* FHIRLAKE_EXPORT_CHUNK_DELAY_MS: tests slow chunks down to
+                                kill or cancel an export mid-way; 0 in production */
 };
 
 /* ---- small helpers ---- */
@@ -561,6 +563,7 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     bool ok = mkdirs(dir) == 0;
     if (!ok) fl_err_set(&r.err, 500, "", "cannot create %s", dir);
     ok = ok && open_sink(&r, path, tmp);
+    for (int ms = 0; ok && ms < e->chunk_delay_ms && keep_going(&r); ms += 10) usleep(10000);
     if (ok && !j->since) {
         r.pass = 0;
         ok = store_scan(e->s, r.type, j->W, 0, on_row, &r, &r.err) == 0;
@@ -853,6 +856,8 @@ jobs_engine *jobs_start(store *s, const char *data_dir, int threads, fl_err *err
     pthread_mutex_init(&e->persist_mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     e->nth = threads > 0 ? threads : 4;
+    const char *delay = getenv("FHIRLAKE_EXPORT_CHUNK_DELAY_MS");
+    e->chunk_delay_ms = delay ? atoi(delay) : 0;
     e->th = calloc((size_t)e->nth, sizeof *e->th);
     if (!e->data || !e->th) abort();
     resume_all(e);
