@@ -213,9 +213,9 @@ TYPED = {
 
 # expression -> why fhirlake and fhirpath.js legitimately give different results.
 _TO_INTEGER_ON_DECIMAL = (
-    "toInteger() on a Decimal: FHIRPath N1 (normative) converts only Integer, String and "
-    "Boolean, so a Decimal gives empty (fhirlake); fhirpath.js follows the later CI build "
-    "and converts a Decimal with no fractional part")
+    "toInteger() on a Decimal: the FHIRPath spec (N1 and the current build, toInteger) "
+    "converts only Integer/Long, String and Boolean, so a Decimal gives empty (fhirlake); "
+    "fhirpath.js converts a Decimal with no fractional part")
 KNOWN_DIFFERENCES = {
     "valueQuantity.value.first().toInteger()": _TO_INTEGER_ON_DECIMAL,
     "component.valueQuantity.value.first().toInteger()": _TO_INTEGER_ON_DECIMAL,
