@@ -27,7 +27,8 @@ const results = job.cases.map(({ type, expr }) => {
   for (const r of byType.get(type) || []) {
     if (compileError) { out[r.id] = { error: compileError }; continue; }
     try {
-      out[r.id] = { ok: JSON.parse(JSON.stringify(compiled(r))) };
+      // %resource / %rootResource as a ViewDefinition defines them: the resource itself
+      out[r.id] = { ok: JSON.parse(JSON.stringify(compiled(r, { resource: r, rootResource: r }))) };
     } catch (e) {
       out[r.id] = { error: String(e.message || e) };
     }
