@@ -77,6 +77,11 @@ typedef enum {
 fp_shape fp_expr_shape(const fp_expr *e);
 /* For FP_SHAPE_PATH (and id): the member names, in order; returns count (<= max). */
 size_t fp_path_names(const fp_expr *e, const char **names, size_t max);
+/* Static FHIR type of the result when the focus has FHIR type focus_type (a resource or
+ * element type; may be NULL): element paths through the R4 model, ofType()/as(),
+ * functions and operators with a known result type. NULL if it cannot be known. The
+ * name is static ("date", "string", "HumanName"...). */
+const char *fp_infer_type(const fp_expr *e, const char *focus_type);
 /* True when the expression is exactly getAidboxTs(). */
 bool fp_is_aidbox_ts(const fp_expr *e);
 

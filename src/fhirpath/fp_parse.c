@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fhir_types.h"
 #include "fp_internal.h"
 
 typedef enum {
@@ -629,4 +630,125 @@ fp_shape fp_expr_shape(const fp_expr *e)
             return m[i].s;
         }
     return FP_SHAPE_OTHER;
+}
+
+/* ---- static result type (for column types) ---- */
+
+static const char *sys_to_fhir(const char *t)
+{
+    static const char *m[][2] = {{"String", "string"}, {"Integer", "integer"},
+                                 {"Decimal", "decimal"}, {"Boolean", "boolean"},
+                                 {"Date", "date"}, {"DateTime", "dateTime"}, {"Time", "time"}};
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+        if (!strcmp(t, m[i][0])) return m[i][1];
+    return t;
+}
+
+static bool is_int_type(const char *t)
+{
+    return t && (!strcmp(t, "integer") || !strcmp(t, "positiveInt") || !strcmp(t, "unsignedInt"));
+}
+
+static const char *infer(const fp_node *n, const char *focus);
+
+static const char *infer_func(const fp_node *n, const char *focus)
+{
+    static const char *same[] = {"first", "last", "single", "where", "tail", "skip", "take",
+                                 "distinct", "trace", "lowBoundary", "highBoundary", "intersect",
+                                 "exclude"};
+    static const struct { const char *fn, *t; } fixed[] = {
+        {"exists", "boolean"}, {"empty", "boolean"}, {"not", "boolean"}, {"all", "boolean"},
+        {"allTrue", "boolean"}, {"anyTrue", "boolean"}, {"allFalse", "boolean"},
+        {"anyFalse", "boolean"}, {"hasValue", "boolean"}, {"startsWith", "boolean"},
+        {"endsWith", "boolean"}, {"contains", "boolean"}, {"matches", "boolean"},
+        {"isDistinct", "boolean"}, {"is", "boolean"}, {"subsetOf", "boolean"},
+        {"supersetOf", "boolean"}, {"toBoolean", "boolean"}, {"count", "integer"},
+        {"length", "integer"}, {"indexOf", "integer"}, {"toInteger", "integer"},
+        {"ceiling", "integer"}, {"floor", "integer"}, {"truncate", "integer"},
+        {"toDecimal", "decimal"}, {"round", "decimal"}, {"join", "string"},
+        {"toString", "string"}, {"lower", "string"}, {"upper", "string"},
+        {"substring", "string"}, {"replace", "string"}, {"replaceMatches", "string"},
+        {"trim", "string"}, {"split", "string"}, {"getResourceKey", "id"},
+        {"getReferenceKey", "id"}, {"getAidboxTxid", "string"}, {"getAidboxTs", "instant"},
+        {"getAidboxCts", "instant"}, {"toDate", "date"}, {"toDateTime", "dateTime"},
+        {"toTime", "time"}, {"now", "dateTime"}, {"today", "date"}};
+    const char *base = n->base ? infer(n->base, focus) : focus;
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+        if (!strcmp(n->name, same[i])) return base;
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if (!strcmp(n->name, fixed[i].fn)) return fixed[i].t;
+    if (!strcmp(n->name, "ofType") || !strcmp(n->name, "as")) return sys_to_fhir(n->tname);
+    if (!strcmp(n->name, "abs")) return base;
+    if (!strcmp(n->name, "iif") && n->nargs == 3) {
+        const char *a = infer(n->args[1], focus), *b = infer(n->args[2], focus);
+        return a && b && !strcmp(a, b) ? a : NULL;
+    }
+    if (!strcmp(n->name, "select")) return infer(n->args[0], base);
+    return NULL;
+}
+
+static const char *infer_bin(const fp_node *n, const char *focus)
+{
+    switch (n->op) {
+    case OP_LT: case OP_GT: case OP_LE: case OP_GE: case OP_EQ: case OP_NE: case OP_EQUIV:
+    case OP_NEQUIV: case OP_IN: case OP_CONTAINS: case OP_AND: case OP_OR: case OP_XOR:
+    case OP_IMPLIES:
+        return "boolean";
+    case OP_CONCAT: return "string";
+    case OP_UNION: {
+        const char *a = infer(n->args[0], focus), *b = infer(n->args[1], focus);
+        return a && b && !strcmp(a, b) ? a : NULL;
+    }
+    default: {
+        const char *a = infer(n->args[0], focus), *b = infer(n->args[1], focus);
+        if (!a || !b) return NULL;
+        bool ai = is_int_type(a), bi = is_int_type(b);
+        bool ad = ai || !strcmp(a, "decimal"), bd = bi || !strcmp(b, "decimal");
+        if (ad && bd) {
+            if (n->op == OP_DIV) return "decimal";
+            if (n->op == OP_IDIV) return "integer";
+            return ai && bi ? "integer" : "decimal";
+        }
+        if (n->op == OP_ADD && !strcmp(a, "string") && !strcmp(b, "string")) return "string";
+        return NULL;
+    }
+    }
+}
+
+static const char *infer(const fp_node *n, const char *focus)
+{
+    switch (n->type) {
+    case N_LIT:
+        switch (n->lit.kind) {
+        case FP_BOOL: return "boolean";
+        case FP_INT: return "integer";
+        case FP_DEC: return "decimal";
+        case FP_STR: return "string";
+        case FP_DATE: return "date";
+        case FP_DATETIME: return "dateTime";
+        case FP_TIME: return "time";
+        default: return NULL;
+        }
+    case N_THIS: return focus;
+    case N_ROWINDEX: case N_INDEX: return "integer";
+    case N_MEMBER: {
+        const char *pt = n->base ? infer(n->base, focus) : focus;
+        if (!pt) return NULL;
+        if (!n->base && !strcmp(n->name, pt)) return pt;   /* Patient.x */
+        const fhir_elem_ent *e = fhir_element(pt, strlen(pt), n->name, n->name_len);
+        return e ? e->type : NULL;
+    }
+    case N_FUNC: return infer_func(n, focus);
+    case N_INDEXER: return infer(n->base, focus);
+    case N_NEG: case N_POS: return infer(n->args[0], focus);
+    case N_BIN: return infer_bin(n, focus);
+    case N_IS: return "boolean";
+    case N_AS: return sys_to_fhir(n->name);
+    default: return NULL;
+    }
+}
+
+const char *fp_infer_type(const fp_expr *e, const char *focus_type)
+{
+    return infer(e->root, focus_type);
 }

@@ -131,33 +131,9 @@ static rows_type map_type(const char *t, unsigned flags)
     return ROWS_STRING;
 }
 
-/* FHIR type of a plain path relative to a focus of type `ft`, or NULL. */
-static const char *path_type(const char *ft, const fp_expr *e)
-{
-    const char *names[32];
-    size_t n = fp_path_names(e, names, 32);
-    if (!n || !ft) return NULL;
-    size_t i = 0;
-    if (!strcmp(names[0], ft)) i = 1;    /* Patient.name */
-    for (; i < n && ft; i++) {
-        const fhir_elem_ent *el = fhir_element(ft, strlen(ft), names[i], strlen(names[i]));
-        ft = el ? el->type : NULL;
-    }
-    return ft;
-}
-
 static const char *infer_ftype(const fp_expr *e, const char *focus_type)
 {
-    switch (fp_expr_shape(e)) {
-    case FP_SHAPE_PATH: return path_type(focus_type, e);
-    case FP_SHAPE_RESOURCE_KEY: return "id";
-    case FP_SHAPE_BOOL_FN: return "boolean";
-    case FP_SHAPE_INT_FN: return "integer";
-    case FP_SHAPE_DEC_FN: return "decimal";
-    case FP_SHAPE_STR_FN: return "string";
-    case FP_SHAPE_TS_FN: return "instant";
-    default: return NULL;
-    }
+    return fp_infer_type(e, focus_type);
 }
 
 /* names of the columns of a node, in schema order */
@@ -280,7 +256,7 @@ static bool compile_sel(cc *c, const json_val *j, sof_sel *s, const char *path,
         s->it = fe ? IT_FOREACH : IT_FOREACH_NULL;
         s->iter = compile_expr(c, fe ? fe : fen, w);
         if (!s->iter) return false;
-        focus_type = path_type(focus_type, s->iter);
+        focus_type = fp_infer_type(s->iter, focus_type);
     } else if (rep) {
         pathf(w, sizeof w, "%s.repeat", path);
         if (rep->type != JSON_ARRAY || rep->len == 0)

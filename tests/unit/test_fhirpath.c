@@ -320,6 +320,21 @@ static void test_shapes(void)
         CHECK(x && fp_expr_shape(x) == cases[i].s);
         fp_free(x);
     }
+    struct { const char *x, *focus, *t; } inf[] = {
+        {"birthDate", "Patient", "date"}, {"Patient.name.first().family", "Patient", "string"},
+        {"value.ofType(Quantity).value", "Observation", "decimal"},
+        {"issued", "Observation", "instant"}, {"name", "Patient", "HumanName"},
+        {"contact.name.given", "Patient", "string"}, {"multipleBirth.ofType(integer) + 1", "Patient", "integer"},
+        {"1 / 2", NULL, "decimal"}, {"name.exists()", "Patient", "boolean"},
+        {"value.ofType(String)", "Observation", "string"}, {"value", "Observation", NULL},
+        {"nosuch", "Patient", NULL}, {"iif(active, 1, 2)", "Patient", "integer"}};
+    for (size_t i = 0; i < sizeof inf / sizeof *inf; i++) {
+        fp_expr *x = fp_compile(inf[i].x, NULL, &e);
+        const char *t = x ? fp_infer_type(x, inf[i].focus) : "?";
+        if (inf[i].t) CHECK_STR(t, inf[i].t);
+        else CHECK(t == NULL);
+        fp_free(x);
+    }
     fp_expr *x = fp_compile("Patient.name.family", NULL, &e);
     const char *nm[8];
     CHECK(fp_path_names(x, nm, 8) == 3 && !strcmp(nm[2], "family"));

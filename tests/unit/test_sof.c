@@ -71,11 +71,13 @@ static void test_schema_types(void)
         "{\"name\":\"act\",\"path\":\"active\"},{\"name\":\"mb\",\"path\":\"multipleBirthInteger\"},"
         "{\"name\":\"ts\",\"path\":\"getAidboxTs()\"},{\"name\":\"n\",\"path\":\"name.count()\"},"
         "{\"name\":\"dec\",\"path\":\"1.5\",\"type\":\"decimal\"},{\"name\":\"fam\",\"path\":\"name.family\",\"collection\":true},"
-        "{\"name\":\"dt\",\"path\":\"deceasedDateTime\"},{\"name\":\"x\",\"path\":\"name.first()\"}]}]}"), 0, &e);
+        "{\"name\":\"dt\",\"path\":\"deceasedDateTime\"},{\"name\":\"x\",\"path\":\"name.first()\"},"
+        "{\"name\":\"bd2\",\"path\":\"birthDate.first()\"}]}]}"), 0, &e);
     CHECK(v != NULL);
     if (!v) { fprintf(stderr, "  %s\n", e.msg); return; }
     const rows_schema *s = sof_view_schema(v);
-    CHECK(s->n == 10);
+    CHECK(s->n == 11);
+    CHECK(s->f[10].type == ROWS_DATE);
     CHECK(s->f[0].type == ROWS_STRING);
     CHECK(s->f[1].type == ROWS_DATE);
     CHECK(s->f[2].type == ROWS_BOOL);
