@@ -85,7 +85,7 @@ static bool run_stream(run *r, FILE *in, const char *name)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    long lineno = 0;
+    long lineno = 0, seen = 0;
     bool ok = true;
     while (ok && (n = getline(&line, &cap, in)) >= 0) {
         lineno++;
@@ -95,7 +95,7 @@ static bool run_stream(run *r, FILE *in, const char *name)
         arena_reset(a);
         fl_err e = {0};
         json_val *v = json_parse(a, line, len, NULL, &e);
-        if (!v && lineno == 1) {
+        if (!v && seen == 0) {
             buf all = BUF_INIT;
             buf_put(&all, line, (size_t)n);
             char tmp[65536];
@@ -112,6 +112,7 @@ static bool run_stream(run *r, FILE *in, const char *name)
             ok = one_resource(r, v, name);
             break;
         }
+        seen++;
         if (!v) {
             fl_err_set(&r->err, 400, name, "%s line %ld: %s", name, lineno, e.msg);
             ok = false;
