@@ -16,3 +16,7 @@ pytest: $(DELTATOOL)
 
 bench-delta: all $(DELTATOOL)
 	@bash bench/delta/run.sh
+
+$(BUILD)/tools/deltabench: bench/delta/deltabench.c $(BUILD)/libfhirlake.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libfhirlake.a $(LDLIBS_ALL)

@@ -113,8 +113,8 @@ int delta_schema_parse(arena *a, const char *schema_string, delta_field **out, s
 
 /* ---- per-file statistics ---- */
 /* {"numRecords":..,"minValues":{..},"maxValues":{..},"nullCount":{..}} from the writer's
- * per-file stats: strings are bounded to 32 characters the way Spark does (a longer max
- * is left out), booleans, decimals and lists get null counts only. */
+ * per-file stats: strings up to 64 characters are kept whole, longer ones give a 32
+ * character min and no max; booleans, decimals and lists get null counts only. */
 void delta_stats_json(const pq_file_stats *st, buf *out);
 /* Reads the string min/max of column `col` from an add's stats. Returns false when the
  * stats don't bound that column (then the file must be assumed to hold any key). */

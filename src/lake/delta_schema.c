@@ -136,7 +136,11 @@ int delta_schema_parse(arena *a, const char *schema_string, delta_field **out, s
 }
 
 /* ---- stats ---- */
+/* Strings up to STR_FULL_CHARS code points are kept whole (FHIR ids are UUIDs, 36 chars:
+ * merge needs their max to skip files); a longer min is cut to STR_STATS_CHARS (a prefix is
+ * still a lower bound) and a longer max is left out (a cut max would be no bound). */
 #define STR_STATS_CHARS 32
+#define STR_FULL_CHARS 64
 
 /* Byte length of the first `chars` UTF-8 code points of s[0..n). */
 static size_t utf8_prefix(const char *s, size_t n, size_t chars, size_t *count)
@@ -172,8 +176,11 @@ static bool stat_value(jw *w, const pq_col_stats *c, bool is_max)
     char t[48];
     switch (c->type) {
     case ROWS_STRING: {
-        size_t cnt, k = utf8_prefix(v->s.p, v->s.len, STR_STATS_CHARS, &cnt);
-        if (cnt > STR_STATS_CHARS && is_max) return false;  /* a cut max is no bound */
+        size_t cnt, k = utf8_prefix(v->s.p, v->s.len, STR_FULL_CHARS, &cnt);
+        if (cnt > STR_FULL_CHARS) {
+            if (is_max) return false;
+            k = utf8_prefix(v->s.p, v->s.len, STR_STATS_CHARS, &cnt);
+        }
         jw_key(w, c->name);
         jw_strn(w, v->s.p, k);
         return true;

@@ -259,3 +259,19 @@ def test_concurrent_fhirlake_writers(tmp_path):
     commits = [f for f in os.listdir(os.path.join(t, "_delta_log")) if f.endswith(".json")]
     assert len(commits) == 21
     assert len(read_rs(t)) == 1 + 4 * 5 * 50
+
+
+def test_merge_skips_files_with_uuid_keys(tmp_path):
+    """FHIR ids are often UUIDs (36 chars): their stats must still bound the key column."""
+    t = str(tmp_path / "t")
+    ids = ["%08x-0000-4000-8000-%012x" % (i, i) for i in range(60)]
+    write(t, "id:string,n:long", [{"id": k, "n": 1} for k in ids], "--mode", "append",
+          "--file-rows", "10", "--batch", "10")
+    _, res, _ = write(t, "id:string,n:long", [{"id": ids[3], "n": 2}], "--mode", "merge")
+    assert res["files_removed"] == 1 and res["rows_rewritten"] == 9
+    long_ids = ["L" * 70 + "%03d" % i for i in range(20)]  # > 64 chars: no max, no skipping
+    t2 = str(tmp_path / "t2")
+    write(t2, "id:string", [{"id": k} for k in long_ids], "--mode", "append", "--file-rows", "10",
+          "--batch", "10")
+    _, res, _ = write(t2, "id:string", [{"id": long_ids[0]}], "--mode", "merge")
+    assert res["files_removed"] == 1 and len(read_rs(t2)) == 20

@@ -1,0 +1,106 @@
+/* deltabench.c: times a Delta append of N flat rows through lake.h (bench/delta/run.sh).
+ * The rows (the same deterministic values bench/delta/peer_append.py gives delta-rs) are
+ * built in memory first, untimed, in batches of 65536; then one lake writer appends them
+ * all and commits, timed; best of R runs, each into a fresh table directory.
+ *   deltabench N TABLE_DIR CODEC R   -> prints {"rows":N,"seconds":S,"bytes":B}
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lake/lake.h"
+
+#define BATCH 65536
+
+static rows_schema *schema(void)
+{
+    rows_schema *s = rows_schema_new();
+    rows_schema_add(s, "id", ROWS_STRING, false);
+    rows_schema_add(s, "gender", ROWS_STRING, false);
+    rows_schema_add(s, "birth_date", ROWS_DATE, false);
+    rows_schema_add(s, "family_name", ROWS_STRING, false);
+    rows_schema_add(s, "given_name", ROWS_STRING, false);
+    rows_schema_add(s, "n", ROWS_INT64, false);
+    rows_schema_add(s, "x", ROWS_DOUBLE, false);
+    rows_schema_add(s, "ts", ROWS_TIMESTAMP, false);
+    return s;
+}
+
+static void fill(rows_batch *b, int64_t from, int64_t to)
+{
+    char t[64];
+    for (int64_t i = from; i < to; i++) {
+        rows_begin_row(b);
+        int n = snprintf(t, sizeof t, "pat-%08lld", (long long)i);
+        rows_set_str(b, 0, t, (size_t)n);
+        rows_set_str(b, 1, i % 2 ? "male" : "female", i % 2 ? 4 : 6);
+        rows_set_int(b, 2, (i * 7919) % 36500 - 10000);
+        n = snprintf(t, sizeof t, "Fam%lld", (long long)(i % 5000));
+        rows_set_str(b, 3, t, (size_t)n);
+        n = snprintf(t, sizeof t, "Giv%lld", (long long)(i % 3000));
+        rows_set_str(b, 4, t, (size_t)n);
+        rows_set_int(b, 5, i * 3);
+        rows_set_double(b, 6, (double)i / 7.0);
+        rows_set_int(b, 7, 1700000000000000LL + i * 1000003LL);
+        rows_end_row(b);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: deltabench N TABLE_DIR CODEC RUNS\n");
+        return 2;
+    }
+    int64_t n = atoll(argv[1]);
+    int runs = atoi(argv[4]);
+    rows_schema *s = schema();
+    size_t nb = (size_t)((n + BATCH - 1) / BATCH);
+    rows_batch **bs = calloc(nb, sizeof *bs);
+    for (size_t k = 0; k < nb; k++) {
+        bs[k] = rows_batch_new(s);
+        int64_t lo = (int64_t)k * BATCH, hi = lo + BATCH < n ? lo + BATCH : n;
+        fill(bs[k], lo, hi);
+    }
+    lake_options o;
+    lake_options_init(&o);
+    o.mode = LAKE_APPEND;
+    if (pq_codec_parse(argv[3], &o.codec) != 0) return 2;
+    double best = 1e30;
+    int64_t bytes = 0;
+    for (int r = 0; r < runs; r++) {
+        char dir[1024], cmd[1100];
+        snprintf(dir, sizeof dir, "%s/run%d", argv[2], r);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) return 1;
+        fl_err e = {0};
+        int64_t t0 = fl_mono_micros();
+        lake_writer *w = lake_writer_open(dir, s, &o, &e);
+        int rc = w ? 0 : -1;
+        for (size_t k = 0; rc == 0 && k < nb; k++) rc = lake_write(w, bs[k], &e);
+        lake_result res;
+        if (rc == 0) rc = lake_commit(w, &res, &e);
+        else lake_abort(w);
+        double sec = (double)(fl_mono_micros() - t0) / 1e6;
+        if (rc != 0) {
+            fprintf(stderr, "deltabench: %s\n", e.msg);
+            return 1;
+        }
+        if (sec < best) best = sec;
+        objstore *os = objstore_open(dir, false, &e);
+        objstore_listing l;
+        bytes = 0;
+        if (os && objstore_list(os, "", NULL, &l, &e) == 0) {
+            for (size_t i = 0; i < l.n; i++)
+                if (strstr(l.e[i].key, ".parquet")) bytes += l.e[i].size;
+            objstore_list_free(&l);
+        }
+        objstore_close(os);
+    }
+    printf("{\"rows\":%lld,\"seconds\":%.4f,\"bytes\":%lld}\n", (long long)n, best,
+           (long long)bytes);
+    for (size_t k = 0; k < nb; k++) rows_batch_free(bs[k]);
+    free(bs);
+    rows_schema_free(s);
+    return 0;
+}
