@@ -35,6 +35,15 @@ if [ -f "$out/MANIFEST" ]; then
   exit 0
 fi
 
+# One generator per OUTDIR at a time: a second caller waits, then reuses the first's output.
+mkdir -p "$(dirname "$out")"
+exec 9>"$(dirname "$out")/.$(basename "$out").lock"
+flock 9
+if [ -f "$out/MANIFEST" ]; then
+  echo "synthea: reusing $out ($(grep -m1 '^resources' "$out/MANIFEST"))"
+  exit 0
+fi
+
 for tool in java mvn python3; do
   command -v "$tool" >/dev/null || { echo "synthea: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
 done
@@ -52,9 +61,9 @@ if [ ! -s "$cpfile" ]; then
   mv "$cpfile.tmp" "$cpfile"
 fi
 
-# Generate into a scratch dir beside OUTDIR, then move into place: a reader never sees a
-# half-written OUTDIR with a MANIFEST.
-tmp="$out.tmp.$$"
+# Generate into a hidden scratch dir beside OUTDIR, then move into place: a reader never
+# sees a half-written OUTDIR.
+tmp="$(dirname "$out")/.$(basename "$out").tmp.$$"   # dot name: globs of */ skip it
 rm -rf "$tmp"
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
