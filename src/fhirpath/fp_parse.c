@@ -443,7 +443,12 @@ static fp_node *parse_term(parser *ps)
     case T_OP:
         if (t.op == OP_SUB || t.op == OP_ADD) {
             if (!lex(ps)) return NULL;
+            if (++ps->depth > 200) {
+                perr(ps, t.pos, "expression nested too deeply%s", "");
+                return NULL;
+            }
             fp_node *inner = parse_term(ps);
+            ps->depth--;
             if (!inner) return NULL;
             n = mk(ps, t.op == OP_SUB ? N_NEG : N_POS, t.pos);
             n->args = arena_alloc(ps->a, sizeof *n->args);

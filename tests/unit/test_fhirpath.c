@@ -300,6 +300,16 @@ static void test_syntax_errors(void)
             fp_free(x);
         }
     }
+    /* nesting limits instead of stack exhaustion */
+    char deep[2100];
+    memset(deep, '-', 2000);
+    strcpy(deep + 2000, "1");
+    fl_err d = {0};
+    CHECK(fp_compile(deep, NULL, &d) == NULL && d.status == 400);
+    memset(deep, '(', 2000);
+    strcpy(deep + 2000, "1");
+    fl_err_clear(&d);
+    CHECK(fp_compile(deep, NULL, &d) == NULL && d.status == 400);
     fl_err e = {0};
     CHECK(fp_compile("name.where(use = )", NULL, &e) == NULL);
     CHECK(strstr(e.msg, "position 17") != NULL);
@@ -341,6 +351,41 @@ static void test_shapes(void)
     fp_free(x);
 }
 
+/* Token soup with a fixed seed: every expression must either fail to compile (400) or
+ * evaluate to a result or a 422; never crash (this file also runs under ASan/UBSan). */
+static void test_fuzz_token_soup(void)
+{
+    static const char *tok[] = {"name", "given", "family", ".", "(", ")", "[", "]", "0", "1",
+                                "2.5", "'x'", "where", "select", "exists", "first", "join",
+                                "ofType", "Quantity", "string", "+", "-", "*", "/", "=",
+                                "!=", "~", "<", ">=", "and", "or", "implies", "|", "&", "$this",
+                                "$index", "%resource", "%rowIndex", "@2020", "@T10:00",
+                                "@2020-01-01T10:00:00Z", "{", "}", ",", " ", "is", "as", "div",
+                                "mod", "iif", "count", "extension", "'http://x/race'", "value",
+                                "lowBoundary", "substring", "`", "'", "\\", "1 year", "birthDate"};
+    unsigned seed = 12345;
+    int compiled = 0, evaluated = 0;
+    for (int i = 0; i < 3000; i++) {
+        char expr[256];
+        size_t n = 0;
+        int ntok = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+        for (int k = 0; k < ntok; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *t = tok[(seed >> 16) % (sizeof tok / sizeof *tok)];
+            size_t tl = strlen(t);
+            if (n + tl + 1 >= sizeof expr) break;
+            memcpy(expr + n, t, tl);
+            n += tl;
+        }
+        expr[n] = 0;
+        const char *r = ev(expr);
+        if (strcmp(r, "ERR:400") != 0) compiled++;
+        if (strncmp(r, "ERR:", 4) != 0) evaluated++;
+        CHECK(strncmp(r, "ERR:", 4) != 0 || !strcmp(r, "ERR:400") || !strcmp(r, "ERR:422"));
+    }
+    CHECK(compiled > 100 && evaluated > 100);
+}
+
 int main(void)
 {
     A = arena_new(0);
@@ -364,6 +409,7 @@ int main(void)
     RUN(test_constants);
     RUN(test_syntax_errors);
     RUN(test_shapes);
+    RUN(test_fuzz_token_soup);
     arena_free(A);
     return t_report("fhirpath");
 }
