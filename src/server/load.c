@@ -9,6 +9,7 @@
 #include <string.h>
 
 typedef struct batch {
+    struct loader *owner;
     arena *a;
     store_op *ops;
     http_prepared *prep;
@@ -57,47 +58,39 @@ static int prepare_one(batch *b, const char *text, size_t len, const char *where
     return 0;
 }
 
-/* Two batches and a committer thread: while one batch commits (SQLite work on the
- * store's writer thread) the caller parses and prepares the next, so both cores work. */
+/* Three batches, up to two of them committing (store_commit_async) while the caller
+ * parses and prepares the next: parsing, SQLite work and the WAL fsync overlap, and the
+ * store still commits the batches in file order. */
+#define NB 3
 typedef struct loader {
     store *s;
-    batch b[2];
+    batch b[NB];
+    bool in_flight[NB];
     int cur;
     bool write;
-    pthread_t th;
-    bool th_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    batch *job;          /* handed to the committer; NULL when it is idle */
-    bool stop, failed;
-    fl_err err;          /* the committer's failure */
+    bool failed;
+    fl_err err;          /* the first failed batch */
     long committed;
 } loader;
 
-static void *committer_main(void *arg)
+
+static void on_batch_done(void *ctx, int rc, int64_t txid, const fl_err *err)
 {
-    loader *L = arg;
+    (void)txid;
+    batch *b = ctx;
+    loader *L = b->owner;
     pthread_mutex_lock(&L->mu);
-    for (;;) {
-        while (!L->job && !L->stop) pthread_cond_wait(&L->cv, &L->mu);
-        if (!L->job) break;
-        batch *b = L->job;
-        pthread_mutex_unlock(&L->mu);
-        fl_err e;
-        fl_err_clear(&e);
-        int rc = store_commit(L->s, b->ops, b->n, NULL, &e);
-        pthread_mutex_lock(&L->mu);
-        if (rc && !L->failed) {
-            L->failed = true;
-            L->err = e;
-        } else if (!rc) {
-            L->committed += (long)b->n;
-        }
-        L->job = NULL;
-        pthread_cond_broadcast(&L->cv);
+    if (rc && !L->failed) {
+        L->failed = true;
+        L->err = *err;
+    } else if (!rc) {
+        L->committed += (long)b->n;
     }
+    L->in_flight[b - L->b] = false;
+    pthread_cond_broadcast(&L->cv);
     pthread_mutex_unlock(&L->mu);
-    return NULL;
 }
 
 static int loader_init(loader *L, store *s, size_t cap, bool write)
@@ -107,38 +100,45 @@ static int loader_init(loader *L, store *s, size_t cap, bool write)
     L->write = write;
     pthread_mutex_init(&L->mu, NULL);
     pthread_cond_init(&L->cv, NULL);
-    if (batch_init(&L->b[0], cap) || batch_init(&L->b[1], cap)) return -1;
-    if (write) {
-        if (pthread_create(&L->th, NULL, committer_main, L)) return -1;
-        L->th_started = true;
+    for (int i = 0; i < NB; i++) {
+        if (batch_init(&L->b[i], cap)) return -1;
+        L->b[i].owner = L;
     }
     return 0;
 }
 
-/* Waits until the committer is idle; -1 (err set) if an earlier batch failed. */
-static int loader_wait(loader *L, fl_err *err)
+/* Waits until slot is free (or, with slot < 0, every slot); -1 (err set) after a failure. */
+static int loader_wait(loader *L, int slot, fl_err *err)
 {
     pthread_mutex_lock(&L->mu);
-    while (L->job) pthread_cond_wait(&L->cv, &L->mu);
+    for (;;) {
+        bool busy = false;
+        for (int i = 0; i < NB; i++) busy |= L->in_flight[i] && (slot < 0 || i == slot);
+        if (!busy) break;
+        pthread_cond_wait(&L->cv, &L->mu);
+    }
     int rc = L->failed ? -1 : 0;
     if (rc) *err = L->err;
     pthread_mutex_unlock(&L->mu);
     return rc;
 }
 
-/* Hands the current batch over (or drops it when only validating) and starts the other. */
+/* Queues the current batch (or drops it when only validating) and moves to a free one. */
 static int loader_flush(loader *L, fl_err *err)
 {
     batch *b = &L->b[L->cur];
     if (L->write && b->n) {
-        if (loader_wait(L, err)) return -1;
         pthread_mutex_lock(&L->mu);
-        L->job = b;
-        pthread_cond_broadcast(&L->cv);
+        L->in_flight[L->cur] = true;
         pthread_mutex_unlock(&L->mu);
-        L->cur ^= 1;
+        if (store_commit_async(L->s, b->ops, b->n, on_batch_done, b, err)) {
+            L->in_flight[L->cur] = false;
+            return -1;
+        }
+        L->cur = (L->cur + 1) % NB;
+        if (loader_wait(L, L->cur, err)) return -1;
     }
-    b = &L->b[L->cur]; /* idle: either never handed over or already committed */
+    b = &L->b[L->cur];
     b->n = 0;
     arena_reset(b->a);
     return 0;
@@ -146,16 +146,9 @@ static int loader_flush(loader *L, fl_err *err)
 
 static void loader_free(loader *L)
 {
-    if (L->th_started) {
-        pthread_mutex_lock(&L->mu);
-        while (L->job) pthread_cond_wait(&L->cv, &L->mu);
-        L->stop = true;
-        pthread_cond_broadcast(&L->cv);
-        pthread_mutex_unlock(&L->mu);
-        pthread_join(L->th, NULL);
-    }
-    batch_free(&L->b[0]);
-    batch_free(&L->b[1]);
+    fl_err ignored;
+    loader_wait(L, -1, &ignored); /* nothing may still point into the batches */
+    for (int i = 0; i < NB; i++) batch_free(&L->b[i]);
     pthread_mutex_destroy(&L->mu);
     pthread_cond_destroy(&L->cv);
 }
@@ -198,7 +191,7 @@ static int each_line(loader *L, const char *text, size_t len, http_load_stats *s
         }
         i = end + 1;
     }
-    if (loader_flush(L, err) || (L->write && loader_wait(L, err))) return -1;
+    if (loader_flush(L, err) || (L->write && loader_wait(L, -1, err))) return -1;
     return 0;
 }
 

@@ -128,6 +128,7 @@ void http_prepared_free(http_prepared *p)
 {
     buf_free(&p->head);
     buf_free(&p->tail);
+    buf_free(&p->scratch);
 }
 
 /* Appends ,"key":value for each member of obj except the skipped keys. */
@@ -288,19 +289,15 @@ int http_prepare_raw(const json_val *res, const char *raw, size_t len, const cha
     if (!raw || memchr(raw, '\n', len)) return http_prepare(res, id, p, where, err);
     if (prepare_head(res, id, p, where, err)) return -1;
     size_t start = skip_ws(raw, 0, len), meta_at = 0;
-    buf body = BUF_INIT, meta = BUF_INIT;
-    int rc = raw_members(raw, len, start, &body, RES_SKIP, 3, &meta_at);
-    if (rc == 0 && meta_at) rc = raw_members(raw, len, meta_at, &meta, META_SKIP, 2, NULL);
-    if (rc == 0) {
-        buf_putc(&p->tail, '"');
-        buf_put(&p->tail, meta.p ? meta.p : "", meta.len);
-        buf_putc(&p->tail, '}');
-        buf_put(&p->tail, body.p ? body.p : "", body.len);
-        buf_putc(&p->tail, '}');
-    }
-    buf_free(&body);
-    buf_free(&meta);
-    return rc == 0 ? 0 : http_prepare(res, id, p, where, err);
+    buf_reset(&p->scratch); /* the body members, written after meta's */
+    buf_putc(&p->tail, '"');
+    int rc = raw_members(raw, len, start, &p->scratch, RES_SKIP, 3, &meta_at);
+    if (rc == 0 && meta_at) rc = raw_members(raw, len, meta_at, &p->tail, META_SKIP, 2, NULL);
+    if (rc) return http_prepare(res, id, p, where, err);
+    buf_putc(&p->tail, '}');
+    buf_put(&p->tail, p->scratch.p ? p->scratch.p : "", p->scratch.len);
+    buf_putc(&p->tail, '}');
+    return 0;
 }
 
 /* RFC 3339 with exactly six fraction digits: meta.lastUpdated shows the full commit ts. */

@@ -110,6 +110,7 @@ typedef struct http_prepared {
     const char *id;
     buf head;      /* {"resourceType":"T","id":"X","meta":{"versionId":" */
     buf tail;      /* rest after "lastUpdated":"...", starting with the closing quote */
+    buf scratch;   /* reused by http_prepare_raw */
 } http_prepared;
 void http_prepared_free(http_prepared *p);
 /* Builds p from a parsed resource object, with id forced to `id` (NULL: keep the body's

@@ -14,7 +14,9 @@
  */
 #include "store.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,16 +115,29 @@ typedef struct wreq {
     int rc;
     int done;
     fl_err err;
-    pthread_cond_t cv;
+    pthread_cond_t cv;         /* store_commit: the caller waits here */
+    store_done_fn cb;          /* store_commit_async: called instead, then r is freed */
+    void *cb_ctx;
     struct wreq *next;
 } wreq;
+
+/* Batches committed by the writer and waiting for the syncer's fsync of the WAL. */
+typedef struct synclist {
+    wreq *reqs;
+    struct synclist *next;
+} synclist;
 
 struct store {
     int sync;
     sqlite3 *wdb;
     sqlite3_stmt *w[W_N];
-    pthread_t writer;
-    int writer_started;
+    pthread_t writer, syncer;
+    int writer_started, syncer_started;
+    char wal_path[4200];
+    int wal_fd;
+    synclist *shead, *stail;   /* under qmu */
+    pthread_cond_t scv;
+    int sync_stopping;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     wreq *qhead, *qtail;
@@ -434,6 +449,33 @@ static void run_batch(store *s, wreq *list)
     }
 }
 
+/* Completes the requests of a finished batch: wakes synchronous callers (under qmu) and
+ * collects the async ones, whose callbacks run after the lock is dropped. */
+static wreq *complete_locked(wreq *list)
+{
+    wreq *async = NULL;
+    for (wreq *r = list, *next; r; r = next) {
+        next = r->next; /* a synchronous r lives on its caller's stack: read next first */
+        if (r->cb) {
+            r->next = async;
+            async = r;
+        } else {
+            r->done = 1;
+            pthread_cond_signal(&r->cv);
+        }
+    }
+    return async;
+}
+
+static void run_callbacks(wreq *async)
+{
+    for (wreq *r = async, *next; r; r = next) {
+        next = r->next;
+        r->cb(r->cb_ctx, r->rc, r->txid, &r->err);
+        free(r);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     store *s = arg;
@@ -446,14 +488,93 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->qmu);
         run_batch(s, list);
         pthread_mutex_lock(&s->qmu);
-        for (wreq *r = list, *next; r; r = next) {
-            next = r->next; /* r lives on its caller's stack: read next before waking it */
-            r->done = 1;
-            pthread_cond_signal(&r->cv);
+        if (s->syncer_started) {
+            /* Durable only after the WAL fsync: the syncer acknowledges, while this thread
+             * already runs the next batch (pipelined group commit). */
+            synclist *sl = malloc(sizeof *sl);
+            if (sl) {
+                *sl = (synclist){list, NULL};
+                if (s->stail) s->stail->next = sl;
+                else s->shead = sl;
+                s->stail = sl;
+                pthread_cond_signal(&s->scv);
+                continue;
+            }
+            /* no memory for the hand-off: fsync here instead */
+            pthread_mutex_unlock(&s->qmu);
+            fsync(s->wal_fd);
+            pthread_mutex_lock(&s->qmu);
         }
+        wreq *async = complete_locked(list);
+        pthread_mutex_unlock(&s->qmu);
+        run_callbacks(async);
+        pthread_mutex_lock(&s->qmu);
     }
     pthread_mutex_unlock(&s->qmu);
     return NULL;
+}
+
+static void fail_unsynced(wreq *list, const char *why)
+{
+    for (wreq *r = list; r; r = r->next) {
+        if (r->rc == 0) {
+            fl_err_set(&r->err, 500, "", "store: %s", why);
+            r->rc = -1;
+        }
+    }
+}
+
+/* Opens the WAL lazily (it exists once the first transaction committed). Any fd of the
+ * file will do: fsync flushes the file, not the descriptor. */
+static int wal_sync(store *s)
+{
+    if (s->wal_fd < 0) s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
+    return s->wal_fd < 0 ? -1 : fdatasync(s->wal_fd);
+}
+
+static void *syncer_main(void *arg)
+{
+    store *s = arg;
+    pthread_mutex_lock(&s->qmu);
+    for (;;) {
+        while (!s->shead && !s->sync_stopping) pthread_cond_wait(&s->scv, &s->qmu);
+        if (!s->shead) break;
+        synclist *sl = s->shead;
+        s->shead = s->stail = NULL;
+        pthread_mutex_unlock(&s->qmu);
+        /* One fsync covers every batch committed before it started. */
+        int rc = wal_sync(s);
+        pthread_mutex_lock(&s->qmu);
+        wreq *async = NULL;
+        for (synclist *x = sl, *next; x; x = next) {
+            next = x->next;
+            if (rc) fail_unsynced(x->reqs, "fsync of the write-ahead log failed");
+            wreq *a = complete_locked(x->reqs);
+            while (a) {
+                wreq *an = a->next;
+                a->next = async;
+                async = a;
+                a = an;
+            }
+            free(x);
+        }
+        pthread_mutex_unlock(&s->qmu);
+        run_callbacks(async);
+        pthread_mutex_lock(&s->qmu);
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return NULL;
+}
+
+/* Queues r for the writer; -1 if the store is shutting down. */
+static int enqueue(store *s, wreq *r)
+{
+    if (s->stopping) return -1;
+    if (s->qtail) s->qtail->next = r;
+    else s->qhead = r;
+    s->qtail = r;
+    pthread_cond_signal(&s->qcv);
+    return 0;
 }
 
 int store_commit(store *s, store_op *ops, size_t n, int64_t *txid_out, fl_err *err)
@@ -462,16 +583,12 @@ int store_commit(store *s, store_op *ops, size_t n, int64_t *txid_out, fl_err *e
     fl_err_clear(&r.err);
     pthread_cond_init(&r.cv, NULL);
     pthread_mutex_lock(&s->qmu);
-    if (s->stopping) {
+    if (enqueue(s, &r)) {
         pthread_mutex_unlock(&s->qmu);
         pthread_cond_destroy(&r.cv);
         fl_err_set(err, 503, "", "store: shutting down");
         return -1;
     }
-    if (s->qtail) s->qtail->next = &r;
-    else s->qhead = &r;
-    s->qtail = &r;
-    pthread_cond_signal(&s->qcv);
     while (!r.done) pthread_cond_wait(&r.cv, &s->qmu);
     pthread_mutex_unlock(&s->qmu);
     pthread_cond_destroy(&r.cv);
@@ -483,10 +600,31 @@ int store_commit(store *s, store_op *ops, size_t n, int64_t *txid_out, fl_err *e
     return 0;
 }
 
+int store_commit_async(store *s, store_op *ops, size_t n, store_done_fn done, void *ctx,
+                       fl_err *err)
+{
+    wreq *r = calloc(1, sizeof *r);
+    if (!r) {
+        fl_err_set(err, 500, "", "store: out of memory");
+        return -1;
+    }
+    *r = (wreq){.ops = ops, .n = n, .cb = done, .cb_ctx = ctx};
+    pthread_mutex_lock(&s->qmu);
+    int rc = enqueue(s, r);
+    pthread_mutex_unlock(&s->qmu);
+    if (rc) {
+        free(r);
+        fl_err_set(err, 503, "", "store: shutting down");
+    }
+    return rc;
+}
+
 /* ---- open / close ---- */
 static int open_writer(store *s, const char *path, fl_err *err)
 {
-    s->wdb = open_conn(path, s->sync, err);
+    /* FULL durability comes from the syncer's fsync of the WAL after each group commit,
+     * so the connection itself commits without syncing (and checkpoints sync as NORMAL). */
+    s->wdb = open_conn(path, STORE_SYNC_NORMAL, err);
     if (!s->wdb || exec_sql(s->wdb, SCHEMA, err)) return -1;
     for (int i = 0; i < W_N; i++) {
         if (sqlite3_prepare_v3(s->wdb, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
@@ -506,6 +644,8 @@ store *store_open(const char *dir, const store_opts *opts, fl_err *err)
         return NULL;
     }
     s->sync = opts ? opts->sync : STORE_SYNC_FULL;
+    s->wal_fd = -1;
+    pthread_cond_init(&s->scv, NULL);
     s->nr = opts && opts->read_conns > 0 ? opts->read_conns : 8;
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
@@ -513,11 +653,19 @@ store *store_open(const char *dir, const store_opts *opts, fl_err *err)
     pthread_cond_init(&s->rcv, NULL);
     char path[4096];
     snprintf(path, sizeof path, "%s/fhirlake.db", dir);
+    snprintf(s->wal_path, sizeof s->wal_path, "%s/fhirlake.db-wal", dir);
     if (open_writer(s, path, err)) goto fail;
     s->rc = calloc((size_t)s->nr, sizeof *s->rc);
     if (!s->rc) goto fail;
     for (int i = 0; i < s->nr; i++)
         if (!(s->rc[i].db = open_conn(path, s->sync, err))) goto fail;
+    if (s->sync == STORE_SYNC_FULL) {
+        if (pthread_create(&s->syncer, NULL, syncer_main, s)) {
+            fl_err_set(err, 500, "", "store: cannot start the syncer thread");
+            goto fail;
+        }
+        s->syncer_started = 1;
+    }
     if (pthread_create(&s->writer, NULL, writer_main, s)) {
         fl_err_set(err, 500, "", "store: cannot start the writer thread");
         goto fail;
@@ -540,6 +688,14 @@ void store_close(store *s)
         pthread_mutex_unlock(&s->qmu);
         pthread_join(s->writer, NULL);
     }
+    if (s->syncer_started) { /* after the writer: it may still hand over a last batch */
+        pthread_mutex_lock(&s->qmu);
+        s->sync_stopping = 1;
+        pthread_cond_signal(&s->scv);
+        pthread_mutex_unlock(&s->qmu);
+        pthread_join(s->syncer, NULL);
+    }
+    if (s->wal_fd >= 0) close(s->wal_fd);
     for (int i = 0; i < W_N; i++) sqlite3_finalize(s->w[i]);
     sqlite3_close(s->wdb);
     for (int i = 0; s->rc && i < s->nr; i++) {
@@ -552,6 +708,7 @@ void store_close(store *s)
     pthread_cond_destroy(&s->qcv);
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->rcv);
+    pthread_cond_destroy(&s->scv);
     free(s);
 }
 

@@ -17,8 +17,11 @@
  *    which is called inside the write transaction once version and ts are known (so the
  *    caller can put meta.versionId / meta.lastUpdated into the text).
  *  - Durability: store_commit returns only after the transaction is committed. With
- *    sync = STORE_SYNC_FULL (default) the WAL is fsync'ed on commit (survives power
- *    loss); with STORE_SYNC_NORMAL it survives a process kill (kill -9) but not power loss.
+ *    sync = STORE_SYNC_FULL (default) it also waits for an fsync of the WAL that started
+ *    after the commit (survives power loss); with STORE_SYNC_NORMAL it survives a process
+ *    kill (kill -9) but not power loss. In FULL mode the fsync runs on its own thread
+ *    while the next group commits, so readers may see a write a moment before its
+ *    writer is acknowledged.
  *  - Concurrency: all functions are thread safe. Writes from many threads are group-
  *    committed: one backend transaction (one fsync) carries many store_commit requests,
  *    each inside its own savepoint, so a failing request never affects the others.
@@ -74,6 +77,14 @@ typedef struct store_op {
  * is written, err names the failing op ("op[i]") and the return is -1. txid_out may be
  * NULL. Blocks until committed (group commit). */
 int store_commit(store *s, store_op *ops, size_t n, int64_t *txid_out, fl_err *err);
+
+/* Same, without waiting: queues the request and returns 0 (or -1 if the store is closing).
+ * done(ctx, rc, txid, err) runs on a store thread once the request is durable (rc 0) or
+ * failed (rc -1, err set); ops must stay valid until then. done must be quick and must not
+ * call store_commit. Requests commit in the order they were queued. */
+typedef void (*store_done_fn)(void *ctx, int rc, int64_t txid, const fl_err *err);
+int store_commit_async(store *s, store_op *ops, size_t n, store_done_fn done, void *ctx,
+                       fl_err *err);
 
 /* ---- reads ---- */
 typedef struct store_res {

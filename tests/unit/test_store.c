@@ -343,11 +343,61 @@ static void test_concurrent(void)
     rm_tmp();
 }
 
+typedef struct async_ctx {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, failed;
+} async_ctx;
+
+static void on_done(void *ctx, int rc, int64_t txid, const fl_err *err)
+{
+    async_ctx *c = ctx;
+    (void)txid;
+    (void)err;
+    pthread_mutex_lock(&c->mu);
+    c->done++;
+    c->failed += rc != 0;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void test_async_order(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    async_ctx c = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    static const char *xs[5] = {"a", "b", "c", "d", "e"};
+    store_op ops[5];
+    for (int i = 0; i < 5; i++) {
+        ops[i] = (store_op){.kind = STORE_PUT, .type = "Patient", .id = "same", .if_match = i,
+                            .render = render, .render_ctx = (void *)xs[i]};
+        CHECK(store_commit_async(s, &ops[i], 1, on_done, &c, &err) == 0);
+    }
+    pthread_mutex_lock(&c.mu);
+    while (c.done < 5) pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    /* queued in order, so each If-Match saw the previous version */
+    CHECK(c.failed == 0);
+    for (int i = 0; i < 5; i++) CHECK(ops[i].version == i + 1);
+    for (int i = 1; i < 5; i++) CHECK(ops[i].ts > ops[i - 1].ts);
+    arena *ar = arena_new(0);
+    store_res r;
+    CHECK(store_read(s, ar, "Patient", "same", 0, &r, &err) == 0 && strstr(r.body, "\"e\""));
+    arena_free(ar);
+    store_close(s);
+    rm_tmp();
+}
+
 int main(void)
 {
     RUN(test_versions_and_read);
     RUN(test_atomic_and_snapshot);
     RUN(test_outbox_and_jobs);
     RUN(test_concurrent);
+    RUN(test_async_order);
     return t_report("store");
 }
