@@ -582,6 +582,7 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
         if (FL_OK(err)) fl_err_set(err, 500, "", "chunk failed");
     }
     *rows_out = r.rows;
+    buf_free(&r.ob);
     rows_batch_free(r.b);
     arena_free(r.pa);
     sof_ctx_free(r.ctx);
