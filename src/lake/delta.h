@@ -149,6 +149,13 @@ void delta_txn_free(delta_txn *tx);
 /* Writes the classic checkpoint of snap (all its actions) and _last_checkpoint. */
 int delta_checkpoint_write(objstore *s, const delta_snapshot *snap, fl_err *err);
 
+/* ---- vacuum ---- */
+/* Deletes top-level data files (and stale Parquet staging files) that are not live, not
+ * removed by a tombstone younger than retention_ms, and older than retention_ms themselves.
+ * Directories (partitions) are left alone. *deleted counts them (dry_run: would delete). */
+int delta_vacuum(objstore *s, const delta_snapshot *snap, int64_t retention_ms, bool dry_run,
+                 int64_t *deleted, fl_err *err);
+
 /* ---- helpers ---- */
 /* Percent-decodes a log path into a store key (malloc'd). */
 char *delta_path_key(const char *path);

@@ -275,3 +275,21 @@ def test_merge_skips_files_with_uuid_keys(tmp_path):
           "--batch", "10")
     _, res, _ = write(t2, "id:string", [{"id": long_ids[0]}], "--mode", "merge")
     assert res["files_removed"] == 1 and len(read_rs(t2)) == 20
+
+
+def test_vacuum(tmp_path):
+    t = str(tmp_path / "t")
+    write(t, "id:string,n:long", [{"id": f"k{i}", "n": i} for i in range(30)], "--mode", "append",
+          "--file-rows", "10", "--batch", "10")
+    write(t, "id:string,n:long", [{"id": "k1", "n": 100}], "--mode", "merge")
+    stale = os.path.join(t, "part-x.parquet.tmp-dead")   # a crashed writer's staging file
+    open(stale, "w").write("junk")
+    os.utime(stale, (time.time() - 10, time.time() - 10))
+    assert len(files_in(t)) == 5
+    assert deltatool("vacuum", t)[1]["deleted"] == 0          # default 7 days keeps all
+    assert deltatool("vacuum", t, "--retention-hours", "0", "--dry-run")[1]["deleted"] == 2
+    assert len(files_in(t)) == 5
+    time.sleep(0.01)
+    assert deltatool("vacuum", t, "--retention-hours", "0")[1]["deleted"] == 2
+    assert sorted(files_in(t)) == sorted(snapshot(t)["files"]) and not os.path.exists(stale)
+    assert len(read_rs(t)) == 30

@@ -7,6 +7,7 @@
  *             [--app ID --app-version N] [--file-rows N] [--batch N] < rows.ndjson
  *   deltatool snapshot TABLE [--version N]
  *   deltatool checkpoint TABLE
+ *   deltatool vacuum TABLE [--retention-hours H] [--dry-run]
  * Types: string bool int long double decimal date timestamp; a trailing [] makes a list.
  */
 #include <stdio.h>
@@ -220,15 +221,34 @@ static int cmd_snapshot(const char *table, int argc, char **argv, bool checkpoin
     return rc;
 }
 
+static int cmd_vacuum(const char *table, int argc, char **argv)
+{
+    fl_err err = {0};
+    objstore *os = objstore_open(table, false, &err);
+    if (!os) return fail(&err);
+    delta_snapshot *s = delta_snapshot_load(os, -1, true, &err);
+    const char *h = arg(argc, argv, "--retention-hours");
+    int64_t deleted = 0;
+    int rc = s ? delta_vacuum(os, s, (int64_t)((h ? atof(h) : 168.0) * 3600 * 1000),
+                              flag(argc, argv, "--dry-run"), &deleted, &err)
+               : -1;
+    if (rc == 0) printf("{\"deleted\":%lld}\n", (long long)deleted);
+    else fail(&err);
+    delta_snapshot_free(s);
+    objstore_close(os);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: deltatool write|snapshot|checkpoint TABLE [options]\n");
+        fprintf(stderr, "usage: deltatool write|snapshot|checkpoint|vacuum TABLE [options]\n");
         return 2;
     }
     if (!strcmp(argv[1], "write")) return cmd_write(argv[2], argc - 3, argv + 3);
     if (!strcmp(argv[1], "snapshot")) return cmd_snapshot(argv[2], argc - 3, argv + 3, false);
     if (!strcmp(argv[1], "checkpoint")) return cmd_snapshot(argv[2], argc - 3, argv + 3, true);
+    if (!strcmp(argv[1], "vacuum")) return cmd_vacuum(argv[2], argc - 3, argv + 3);
     fprintf(stderr, "deltatool: unknown command %s\n", argv[1]);
     return 2;
 }
