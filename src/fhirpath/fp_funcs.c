@@ -22,7 +22,8 @@ enum {
     F_TODATE, F_TODATETIME, F_TOBOOLEAN, F_TOTIME, F_IS, F_AS, F_GETRESOURCEKEY,
     F_GETREFERENCEKEY, F_AIDBOXTS, F_AIDBOXCTS, F_AIDBOXTXID, F_CHILDREN, F_DESCENDANTS,
     F_HASVALUE, F_ABS, F_CEILING, F_FLOOR, F_ROUND, F_TRUNCATE, F_TRACE, F_NOW, F_TODAY,
-    F_ANY, F_COUNT_
+    F_ANY, F_CVT_BOOL, F_CVT_INT, F_CVT_DEC, F_CVT_STR, F_CVT_DATE, F_CVT_DATETIME,
+    F_CVT_TIME, F_COUNT_
 };
 
 static const fp_fninfo fns[] = {
@@ -63,6 +64,13 @@ static const fp_fninfo fns[] = {
     [F_ROUND] = {"round", 0, 1, 0, 0},        [F_TRUNCATE] = {"truncate", 0, 0, 0, 0},
     [F_TRACE] = {"trace", 1, 2, 0, 0},        [F_NOW] = {"now", 0, 0, 0, 0},
     [F_TODAY] = {"today", 0, 0, 0, 0},        [F_ANY] = {"anyOf", 1, 1, 1, 0},
+    [F_CVT_BOOL] = {"convertsToBoolean", 0, 0, 0, 0},
+    [F_CVT_INT] = {"convertsToInteger", 0, 0, 0, 0},
+    [F_CVT_DEC] = {"convertsToDecimal", 0, 0, 0, 0},
+    [F_CVT_STR] = {"convertsToString", 0, 0, 0, 0},
+    [F_CVT_DATE] = {"convertsToDate", 0, 0, 0, 0},
+    [F_CVT_DATETIME] = {"convertsToDateTime", 0, 0, 0, 0},
+    [F_CVT_TIME] = {"convertsToTime", 0, 0, 0, 0},
 };
 
 int fp_fn_lookup(const char *name, size_t len)
@@ -853,6 +861,17 @@ bool fp_call(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *f
         if (in->n == 0) return true;
         if (in->n > 1) return fp_err(st, n, "%s() expects a single item", n->name);
         return math_fn(st, n, &in->v[0], focus, out);
+    case F_CVT_BOOL: case F_CVT_INT: case F_CVT_DEC: case F_CVT_STR: case F_CVT_DATE:
+    case F_CVT_DATETIME: case F_CVT_TIME: {
+        static const int to[] = {F_TOBOOLEAN, F_TOINTEGER, F_TODECIMAL, F_TOSTRING, F_TODATE,
+                                 F_TODATETIME, F_TOTIME};
+        if (in->n == 0) return true;
+        if (in->n > 1) return fp_err(st, n, "%s() expects a single item", n->name);
+        fp_coll r;
+        if (!conv(st, to[n->fn - F_CVT_BOOL], &in->v[0], &r)) return false;
+        *out = one_bool(st, r.n == 1);
+        return true;
+    }
     case F_TRACE: *out = *in; return true;
     case F_NOW: case F_TODAY: {
         char *s = arena_alloc(a, 40);

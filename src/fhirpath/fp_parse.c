@@ -682,6 +682,7 @@ static const char *infer_func(const fp_node *n, const char *focus)
         if (!strcmp(n->name, same[i])) return base;
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         if (!strcmp(n->name, fixed[i].fn)) return fixed[i].t;
+    if (!strncmp(n->name, "convertsTo", 10)) return "boolean";
     if (!strcmp(n->name, "ofType") || !strcmp(n->name, "as")) return sys_to_fhir(n->tname);
     if (!strcmp(n->name, "abs")) return base;
     if (!strcmp(n->name, "iif") && n->nargs == 3) {

@@ -200,6 +200,10 @@ static void test_conversions(void)
     CHECK_STR(ev("2.5.round()"), "[3]");
     CHECK_STR(ev("(-2.5).abs()"), "[2.5]");
     CHECK_STR(ev("2.1.ceiling()"), "[3]");
+    CHECK_STR(ev("'12'.convertsToInteger()"), "[true]");
+    CHECK_STR(ev("'1x'.convertsToInteger()"), "[false]");
+    CHECK_STR(ev("'2020-02'.convertsToDate()"), "[true]");
+    CHECK_STR(ev("{}.convertsToString()"), "[]");
 }
 
 static void test_dates(void)
