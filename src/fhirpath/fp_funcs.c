@@ -23,7 +23,7 @@ enum {
     F_GETREFERENCEKEY, F_AIDBOXTS, F_AIDBOXCTS, F_AIDBOXTXID, F_CHILDREN, F_DESCENDANTS,
     F_HASVALUE, F_ABS, F_CEILING, F_FLOOR, F_ROUND, F_TRUNCATE, F_TRACE, F_NOW, F_TODAY,
     F_ANY, F_CVT_BOOL, F_CVT_INT, F_CVT_DEC, F_CVT_STR, F_CVT_DATE, F_CVT_DATETIME,
-    F_CVT_TIME, F_COUNT_
+    F_CVT_TIME, F_AGGREGATE, F_COUNT_
 };
 
 static const fp_fninfo fns[] = {
@@ -71,6 +71,7 @@ static const fp_fninfo fns[] = {
     [F_CVT_DATE] = {"convertsToDate", 0, 0, 0, 0},
     [F_CVT_DATETIME] = {"convertsToDateTime", 0, 0, 0, 0},
     [F_CVT_TIME] = {"convertsToTime", 0, 0, 0, 0},
+    [F_AGGREGATE] = {"aggregate", 1, 2, 1, 0},
 };
 
 int fp_fn_lookup(const char *name, size_t len)
@@ -870,6 +871,19 @@ bool fp_call(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *f
         fp_coll r;
         if (!conv(st, to[n->fn - F_CVT_BOOL], &in->v[0], &r)) return false;
         *out = one_bool(st, r.n == 1);
+        return true;
+    }
+    case F_AGGREGATE: {
+        fp_coll total = {0};
+        if (n->nargs == 2 && !fp_eval_node(st, n->args[1], focus, &total)) return false;
+        for (size_t i = 0; i < in->n; i++) {
+            fp_coll r;
+            st->total = &total;
+            if (!lambda(st, n->args[0], in, i, &r)) return false;
+            total = r;
+        }
+        st->total = NULL;
+        *out = total;
         return true;
     }
     case F_TRACE: *out = *in; return true;

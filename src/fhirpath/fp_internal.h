@@ -60,7 +60,6 @@ const fp_fninfo *fp_fn_info(int id);
 typedef struct fp_state {
     fp_ctx *ctx;
     const fp_expr *e;
-    const fp_item *idx_this; /* unused placeholder for symmetry */
     int64_t index;           /* $index */
     const fp_coll *total;    /* $total */
 } fp_state;

@@ -204,6 +204,9 @@ static void test_conversions(void)
     CHECK_STR(ev("'1x'.convertsToInteger()"), "[false]");
     CHECK_STR(ev("'2020-02'.convertsToDate()"), "[true]");
     CHECK_STR(ev("{}.convertsToString()"), "[]");
+    CHECK_STR(ev("(1 | 2 | 3).aggregate($this + $total, 0)"), "[6]");
+    CHECK_STR(ev("name.given.aggregate(iif($total.empty(), $this, $total + '-' + $this))"),
+              "[\"Ann-B-Annie\"]");
 }
 
 static void test_dates(void)
