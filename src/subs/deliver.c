@@ -466,7 +466,9 @@ static int deliver_step(worker *w)
     fl_err_clear(&err);
     bool replay = w->st.pending_batch > 0;
     if (replay) q.upto = w->st.pending_upto;
-    long max = replay ? -1 : c->batch_size;
+    /* Idle check on the oldest event only: a batch is read when it is full (the
+     * listener's hint) or its oldest event has waited sendIntervalMs. */
+    long max = replay ? -1 : 1;
     if (store_outbox_read(w->s, w->d->queue, w->st.last_seq, max, collect, &q, &err)) {
         fail(w, "reading the queue", &err);
         free(q.v);
@@ -475,13 +477,24 @@ static int deliver_step(worker *w)
     }
     if (!replay) {
         int64_t age_ms = q.n ? (fl_now_micros() - q.v[0].ts) / 1000 : 0;
-        if (!q.n || ((long)q.n < c->batch_size && age_ms < c->send_interval_ms)) {
+        if (!q.n || (atomic_load(&w->d->hint) < c->batch_size && age_ms < c->send_interval_ms)) {
             free(q.v);
             arena_reset(w->a);
             long left = q.n ? c->send_interval_ms - (long)age_ms : POLL_MS;
             nap(w, left < POLL_MS ? (left < 1 ? 1 : left) : POLL_MS);
             return 1;
         }
+        q.n = 0;
+        arena_reset(w->a);
+        if (store_outbox_read(w->s, w->d->queue, w->st.last_seq, c->batch_size, collect, &q,
+                              &err)) {
+            fail(w, "reading the queue", &err);
+            free(q.v);
+            arena_reset(w->a);
+            return 0;
+        }
+        long got = (long)q.n, h = atomic_load(&w->d->hint);
+        atomic_fetch_sub(&w->d->hint, got < h ? got : h);
         /* Plan the batch durably first: a replay must write exactly these events. */
         w->st.pending_batch = w->st.next_batch > 0 ? w->st.next_batch : 1;
         w->st.pending_upto = q.v[q.n - 1].seq;
@@ -562,7 +575,9 @@ void *subs_worker(void *arg)
         publish(&w, 0, false);
         run(&w);
     }
-    if (d->deleted) { /* DELETE: stop, drop the queue and the state; the table stays */
+    bool phantom = !d->deleted && !w.sb->stopping && !w.st.next_batch;
+    if (d->deleted || phantom) { /* DELETE (or a creation that rolled back): drop the queue
+                                  * and the state; the table stays */
         fl_err e;
         fl_err_clear(&e);
         char id[160];

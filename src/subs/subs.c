@@ -376,6 +376,11 @@ static subs_dest *live_dest(subs *sb, const char *id)
 static void start_worker(subs *sb, subs_dest *d)
 {
     d->sb = sb;
+    /* status is right from the first moment: persisted state, else the starting values */
+    bool found = false;
+    if (subs_state_load(sb->s, d->queue, &d->st, &found) || !found)
+        snprintf(d->st.export_status, sizeof d->st.export_status, "%s",
+                 d->conf.skip_initial ? "skipped" : "not_started");
     d->next = sb->dests;
     sb->dests = d;
     if (pthread_create(&d->thr, NULL, subs_worker, d) == 0) d->started = true;
@@ -494,7 +499,8 @@ static int enqueue(subs *sb, store_tx *tx, const store_res *r, arena *a, fl_err 
         for (subs_dest *d = sb->dests; d; d = d->next) {
             if (d->deleted || d->dead || strcmp(d->conf.topic_url, t->url)) continue;
             if (store_outbox_add(tx, d->queue, payload, strlen(payload), err)) return -1;
-            any = true;
+            /* wake the worker only when a batch is full; otherwise its timer serves */
+            if (atomic_fetch_add(&d->hint, 1) + 1 == d->conf.batch_size) any = true;
         }
     }
     if (any) pthread_cond_broadcast(&sb->cv);

@@ -59,6 +59,7 @@ typedef struct subs_dest {
     subs *sb;
     atomic_bool deleted;    /* DELETE seen: stop and drop the queue */
     atomic_bool dead;       /* worker finished */
+    atomic_long hint;       /* events enqueued since the worker last read (approximate) */
     pthread_t thr;
     bool started;
     /* live status, guarded by sb->mu */

@@ -337,3 +337,34 @@ def test_bad_resource_does_not_block(fhir_server):
              what="good row after a bad one")
     st = status(srv, "s")
     assert st["messagesEvaluationErrors"] == 1 and "lastErrorDetail" in st
+
+
+def test_fhirpath_criteria_current_previous(fhir_server):
+    srv = fhir_server
+    put(srv, "ViewDefinition/patient_flat", dict(VIEW, id="patient_flat"))
+    post(srv, "AidboxSubscriptionTopic", dict(
+        TOPIC, url="urn:gender-changed",
+        trigger=[{"resource": "Patient", "supportedInteraction": ["update"],
+                  "fhirPathCriteria": "%previous.gender != %current.gender"}]))
+    post(srv, "AidboxSubscriptionTopic", dict(
+        TOPIC, url="urn:female",
+        trigger=[{"resource": "Patient", "fhirPathCriteria": "%current.gender = 'female'"}]))
+    d1 = dest("g", tablePath=lake(srv, "g"), sendIntervalMs=50)
+    d1["topic"] = "urn:gender-changed"
+    d2 = dest("f", tablePath=lake(srv, "f"), sendIntervalMs=50)
+    d2["topic"] = "urn:female"
+    put(srv, "AidboxTopicDestination/g", d1)
+    put(srv, "AidboxTopicDestination/f", d2)
+    p = post(srv, "Patient", patient(1))             # create, male: neither
+    p["birthDate"] = "1991-02-02"
+    p = put(srv, f"Patient/{p['id']}", p)            # update, same gender: neither
+    p["gender"] = "female"
+    put(srv, f"Patient/{p['id']}", p)                # gender changed, female: both
+    wait_for(lambda: len(table_rows(lake(srv, "g"))) == 1, what="criteria row")
+    wait_for(lambda: len(table_rows(lake(srv, "f"))) == 1, what="female row")
+    post(srv, "Patient", patient(2))                 # a male create: still none
+    wait_for(lambda: status(srv, "g")["messagesDelivered"] == 1 and
+             status(srv, "f")["messagesDelivered"] == 1 and
+             status(srv, "f")["messagesQueued"] == 0, what="counters")
+    rows = table_rows(lake(srv, "g"))
+    assert len(rows) == 1 and rows[0]["gender"] == "female"
