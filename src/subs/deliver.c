@@ -6,6 +6,7 @@
 #include "subs_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +458,17 @@ static void build_rows(worker *w, const evs *q)
     }
 }
 
+/* Fault injection for the crash tests: with FL_SUBS_KILL_AFTER_COMMIT=N in the
+ * environment the process kills itself right after its N-th live Delta commit, before the
+ * new position is saved — the worst moment, where only the txn action prevents a double
+ * delivery on replay. */
+static void crash_point(void)
+{
+    static atomic_long commits;
+    const char *n = getenv("FL_SUBS_KILL_AFTER_COMMIT");
+    if (n && atomic_fetch_add(&commits, 1) + 1 == atol(n)) raise(SIGKILL);
+}
+
 /* One step: plan (or replay) a batch and deliver it. Returns 1 when idle. */
 static int deliver_step(worker *w)
 {
@@ -508,6 +520,7 @@ static int deliver_step(worker *w)
         w->st.attempts--; /* fail() counts it */
         fail(w, "writing the Delta table", &err);
     } else {
+        crash_point();
         w->st.last_seq = w->st.pending_upto;
         w->st.next_batch = w->st.pending_batch + 1;
         w->st.pending_batch = w->st.pending_upto = 0;
