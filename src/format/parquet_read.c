@@ -42,7 +42,11 @@ struct pq_reader {
     const th_val *groups;
     size_t n_groups, next;
     int64_t num_rows;
+    int64_t file_size;
 };
+
+/* Refuse absurd sizes from a corrupt footer or page header before allocating for them. */
+#define MAX_CHUNK_VALUES ((int64_t)1 << 28)
 
 static int fail(fl_err *err, const pq_reader *r, const pq_node *n, const char *what)
 {
@@ -89,6 +93,7 @@ pq_reader *pq_reader_open(const char *path, fl_err *err)
                                                         : "encrypted Parquet files are not supported");
         goto bad;
     }
+    r->file_size = st.st_size;
     uint32_t flen = pq_get_u32(tail);
     if ((int64_t)flen > st.st_size - 12) {
         fail(err, r, NULL, "footer length past the start of the file");
@@ -244,7 +249,7 @@ static int decode_levels(pq_reader *r, colr *c, const uint8_t *p, size_t len, in
 
 static void grow_levels(pq_reader *r, colr *c, size_t need, size_t *cap)
 {
-    if (c->n + need <= *cap) return;
+    if (c->def && c->n + need <= *cap) return;
     size_t nc = (*cap ? *cap * 2 : 1024);
     while (nc < c->n + need) nc *= 2;
     uint16_t *d = arena_alloc(r->rg, nc * sizeof *d), *rp = arena_alloc(r->rg, nc * sizeof *rp);
@@ -267,7 +272,12 @@ static int data_page(pq_reader *r, colr *c, chunk_dec *cd, const th_val *h, int 
     const pq_node *n = c->node;
     const th_val *dh = th_get(h, v2 ? 8 : 5);
     if (!dh) return fail(err, r, n, "data page without its header");
-    size_t count = (size_t)th_int(dh, 1, 0);
+    int64_t cnt = th_int(dh, 1, 0);
+    /* Every writer we know keeps pages far below 4M entries (parquet-mr and Arrow: 20k rows,
+     * fhirlake: 1M); a bigger count comes from a corrupt header and would only allocate. */
+    if (cnt < 0 || cnt > MAX_CHUNK_VALUES - (int64_t)c->n || cnt > ((int64_t)1 << 22) + (int64_t)usize * 8)
+        return fail(err, r, n, "bad page value count");
+    size_t count = (size_t)cnt;
     int enc = (int)th_int(dh, v2 ? 4 : 2, 0);
     grow_levels(r, c, count, cap);
     const uint8_t *p;
@@ -334,7 +344,9 @@ static int decode_chunk(pq_reader *r, const th_val *rg, int leaf, colr *c, fl_er
     int64_t data_off = th_int(md, 9, 0), dict_off = th_int(md, 11, -1);
     if (total == 0) return 0; /* e.g. the empty row group of an empty pyarrow table */
     int64_t start = dict_off > 0 && dict_off < data_off ? dict_off : data_off;
-    if (csize < 0 || start < 4 || csize > (int64_t)1 << 40) return fail(err, r, c->node, "bad column chunk bounds");
+    if (csize < 0 || start < 4 || start > r->file_size - 8 || csize > r->file_size - 8 - start ||
+        total < 0 || total > MAX_CHUNK_VALUES)
+        return fail(err, r, c->node, "bad column chunk bounds");
     uint8_t *data = arena_alloc(r->rg, (size_t)csize + 1);
     if (read_at(r, data, (size_t)csize, start, err)) return -1;
     size_t off = 0, cap = 0;
@@ -346,12 +358,15 @@ static int decode_chunk(pq_reader *r, const th_val *rg, int leaf, colr *c, fl_er
         int type = (int)th_int(&h, 1, -1);
         int64_t us = th_int(&h, 2, -1), cs = th_int(&h, 3, -1);
         off += hl;
-        if (us < 0 || cs < 0 || (uint64_t)cs > (size_t)csize - off) return fail(err, r, c->node, "bad page sizes");
+        if (us < 0 || cs < 0 || (uint64_t)cs > (size_t)csize - off || us > ((int64_t)1 << 31))
+            return fail(err, r, c->node, "bad page sizes");
         const uint8_t *body = data + off;
         off += (size_t)cs;
         if (type == PQP_DICTIONARY) {
             const th_val *dh = th_get(&h, 7);
-            size_t nd = (size_t)th_int(dh, 1, 0);
+            int64_t ndv = th_int(dh, 1, 0);
+            if (ndv < 0 || ndv > us * 8 + 8) return fail(err, r, c->node, "bad dictionary size");
+            size_t nd = (size_t)ndv;
             uint8_t *u = arena_alloc(r->rg, us ? (size_t)us : 1);
             if (pq_decompress(codec, body, (size_t)cs, u, (size_t)us, err)) return -1;
             cd.dict = arena_alloc(r->rg, (nd ? nd : 1) * sizeof *cd.dict);
@@ -364,6 +379,20 @@ static int decode_chunk(pq_reader *r, const th_val *rg, int leaf, colr *c, fl_er
         } /* index pages and unknown pages are skipped */
     }
     if ((int64_t)c->n != total) return fail(err, r, c->node, "column chunk has fewer values than its metadata says");
+    return 0;
+}
+
+/* Row count of a row group, checked against its first column so a corrupt count cannot
+ * drive allocations (every record has at least one entry in every leaf column). */
+static int rg_rows(pq_reader *r, const th_val *rg, int64_t *out, fl_err *err)
+{
+    int64_t n = th_int(rg, 3, -1);
+    const th_val *cols = th_get(rg, 1);
+    int64_t first = -1;
+    if (cols && cols->type == TH_LIST && cols->n > 0) first = th_int(th_get(&cols->u.items[0], 3), 5, -1);
+    if (n < 0 || n > MAX_CHUNK_VALUES || (r->schema->n_leaves > 0 && n > first))
+        return fail(err, r, NULL, "bad row group row count");
+    *out = n;
     return 0;
 }
 
@@ -452,7 +481,8 @@ int pq_read_batch(pq_reader *r, rows_batch *out, fl_err *err)
     rows_batch_clear(out);
     arena_reset(r->rg);
     const th_val *rg = &r->groups->u.items[r->next++];
-    int64_t nrows = th_int(rg, 3, 0);
+    int64_t nrows;
+    if (rg_rows(r, rg, &nrows, err)) return -1;
     const rows_schema *want = out->schema;
     colr *cols = arena_calloc(r->rg, (want->n ? want->n : 1) * sizeof *cols);
     const pq_node **leaves = arena_calloc(r->rg, (want->n ? want->n : 1) * sizeof *leaves);
@@ -508,6 +538,7 @@ int pq_read_batch(pq_reader *r, rows_batch *out, fl_err *err)
 typedef struct asmb {
     colr *cols;
     arena *a;
+    bool bad;           /* levels inconsistent with the schema (corrupt file) */
 } asmb;
 
 static inline colr *first_col(asmb *s, const pq_node *n) { return &s->cols[n->first_leaf]; }
@@ -520,7 +551,10 @@ static inline int peek_def(asmb *s, const pq_node *n)
 
 static void skip_entry(asmb *s, const pq_node *n)
 {
-    for (int i = n->first_leaf; i < n->first_leaf + n->n_leaves; i++) s->cols[i].pos++;
+    for (int i = n->first_leaf; i < n->first_leaf + n->n_leaves; i++) {
+        if (s->cols[i].pos >= s->cols[i].n) s->bad = true;
+        else s->cols[i].pos++;
+    }
 }
 
 static void json_number_text(asmb *s, json_val *out, const char *txt)
@@ -620,7 +654,7 @@ static void read_repeated(asmb *s, const pq_node *rep, int mode, json_val *out)
                 read_content(s, rep, jvec_push(s, &items));
             }
             colr *c = first_col(s, rep);
-            if (c->pos >= c->n || c->rep[c->pos] != rep->max_rep) break;
+            if (s->bad || c->pos >= c->n || c->rep[c->pos] != rep->max_rep) break;
         } while (1);
     }
     memset(out, 0, sizeof *out);
@@ -644,6 +678,11 @@ static void read_content(asmb *s, const pq_node *n, json_val *out)
 {
     if (n->phys != PQ_GROUP) {
         colr *c = &s->cols[n->leaf];
+        if (c->pos >= c->n || c->vpos >= c->n_vals) {
+            s->bad = true;
+            memset(out, 0, sizeof *out);
+            return;
+        }
         c->pos++;
         leaf_json(s, n, &c->vals[c->vpos++], out);
         return;
@@ -694,12 +733,13 @@ json_val *pq_read_json(pq_reader *r, arena *a, fl_err *err)
     if (r->next >= r->n_groups) return NULL;
     arena_reset(r->rg);
     const th_val *rg = &r->groups->u.items[r->next++];
-    int64_t nrows = th_int(rg, 3, 0);
+    int64_t nrows;
+    if (rg_rows(r, rg, &nrows, err)) return NULL;
     size_t nl = r->schema->n_leaves;
     colr *cols = arena_calloc(r->rg, (nl ? nl : 1) * sizeof *cols);
     for (size_t i = 0; i < nl; i++)
         if (decode_chunk(r, rg, (int)i, &cols[i], err)) return NULL;
-    asmb s = {cols, a};
+    asmb s = {cols, a, false};
     json_val *arr = arena_alloc(a, sizeof *arr);
     memset(arr, 0, sizeof *arr);
     arr->type = JSON_ARRAY;
@@ -711,6 +751,10 @@ json_val *pq_read_json(pq_reader *r, arena *a, fl_err *err)
             return NULL;
         }
         read_content(&s, r->schema->root, &arr->u.a[i]);
+        if (s.bad) {
+            fail(err, r, NULL, "levels do not match the schema");
+            return NULL;
+        }
     }
     return arr;
 }

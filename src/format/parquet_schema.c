@@ -568,9 +568,15 @@ static int node_from_thrift(pq_schema *s, pq_node *parent, const th_val *list, s
     const th_val *el = &list->u.items[(*i)++];
     char *name = th_str(s->a, el, 4);
     int64_t nch = th_int(el, 5, 0);
-    pq_physical phys = th_get(el, 1) && nch == 0 ? (pq_physical)th_int(el, 1, 0) : PQ_GROUP;
-    pq_node *n = pq_schema_add(s, parent, name ? name : "", (pq_repetition)th_int(el, 3, 0),
-                               phys, PQ_LT_NONE);
+    int64_t ty = th_int(el, 1, 0), rep = th_int(el, 3, 0);
+    if (parent->max_rep > 60 || ty < 0 || ty > PQ_FIXED_LEN_BYTE_ARRAY || rep < 0 || rep > 2) {
+        fl_err_set(err, 500, "parquet footer", "bad schema element (type %lld, repetition %lld, or too deep)",
+                   (long long)ty, (long long)rep);
+        return -1;
+    }
+    pq_physical phys = th_get(el, 1) && nch == 0 ? (pq_physical)ty : PQ_GROUP;
+    pq_node *n = pq_schema_add(s, parent, name ? name : "", (pq_repetition)rep, phys, PQ_LT_NONE);
+    n->max_rep = parent->max_rep + 1; /* nesting depth guard only; recomputed by finish */
     n->type_length = (int)th_int(el, 2, 0);
     logical_from_thrift(n, el);
     if (nch < 0 || nch > (int64_t)list->n) {

@@ -464,7 +464,11 @@ static int flush_column(pq_writer *w, colw *c, fl_err *err)
             }
             est += 1;
             lv++;
-            if (est >= w->opt.page_bytes && (lv == c->n_lv || c->rep[lv] == 0)) break;
+            /* cut at a record boundary once the page is big enough or has 1M entries
+             * (readers bound entries per page; a page of nulls is tiny in bytes) */
+            if ((est >= w->opt.page_bytes || lv - la >= ((size_t)1 << 20)) &&
+                (lv == c->n_lv || c->rep[lv] == 0))
+                break;
         }
         buf_reset(&w->page);
         if (n->max_rep > 0) put_levels(&w->page, c->rep + la, lv - la, n->max_rep);

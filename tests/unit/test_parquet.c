@@ -526,6 +526,93 @@ static void test_abort_leaves_nothing(void)
     rows_schema_free(s);
 }
 
+/* Reads every row group of path through both layers; errors are fine, crashes are not. */
+static void read_all(const char *path)
+{
+    fl_err e;
+    fl_err_clear(&e);
+    pq_reader *r = pq_reader_open(path, &e);
+    if (!r) return;
+    rows_schema *rs = pq_reader_rows_schema(r);
+    rows_batch *b = rows_batch_new(rs);
+    while (pq_read_batch(r, b, &e) == 1) {
+    }
+    rows_batch_free(b);
+    rows_schema_free(rs);
+    pq_reader_rewind(r);
+    arena *a = arena_new(0);
+    while (pq_read_json(r, a, &e)) arena_reset(a);
+    arena_free(a);
+    pq_reader_close(r);
+}
+
+static void mutate_file(const char *src, const char *dst, unsigned seed)
+{
+    FILE *f = fopen(src, "rb");
+    static char data[1 << 20];
+    size_t n = fread(data, 1, sizeof data, f);
+    fclose(f);
+    srand(seed);
+    int kind = rand() % 3;
+    if (kind == 0) { /* flip a few bytes */
+        for (int k = 0; k < 1 + rand() % 4; k++) data[(size_t)rand() % n] ^= (char)(1 + rand() % 255);
+    } else if (kind == 1) { /* set a byte to an extreme value */
+        data[(size_t)rand() % n] = (char)(rand() % 2 ? 0xff : 0x00);
+    } else { /* truncate, keeping the tail magic and footer length */
+        size_t cut = (size_t)rand() % n;
+        memmove(data + cut, data + cut + 1, n - cut - 1);
+        n--;
+    }
+    f = fopen(dst, "wb");
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+/* Corrupt files give errors, never crashes or out-of-bounds reads (checked under ASan). */
+static void test_corrupt_files_do_not_crash(void)
+{
+    const char *good[2] = {"fz_rows.parquet", "fz_nested.parquet"};
+    char gp[2][512];
+    for (int i = 0; i < 2; i++) snprintf(gp[i], sizeof gp[i], "%s", tmp_path(good[i]));
+    /* a rows file with every type, nulls and lists */
+    rows_schema *s = all_types_schema();
+    fl_err e;
+    fl_err_clear(&e);
+    pq_options o;
+    pq_options_init(&o);
+    o.page_bytes = 512;
+    o.row_group_bytes = 6000;
+    pq_writer *w = pq_writer_open(gp[0], s, &o, &e);
+    rows_batch *b = rows_batch_new(s);
+    for (size_t i = 0; i < 300; i++) fill_row(b, i);
+    CHECK(pq_write_batch(w, b, &e) == 0);
+    CHECK(pq_writer_close(w, NULL, &e) == 0);
+    rows_batch_free(b);
+    rows_schema_free(s);
+    /* a nested file */
+    pq_schema *ns = pq_schema_parse(checkpoint_schema, &e);
+    w = pq_writer_open_schema(gp[1], ns, &o, &e);
+    arena *a = arena_new(0);
+    for (size_t i = 0; i < sizeof records / sizeof *records; i++)
+        pq_write_json(w, json_parse(a, records[i], strlen(records[i]), NULL, &e), &e);
+    CHECK(pq_writer_close(w, NULL, &e) == 0);
+    arena_free(a);
+    pq_schema_free(ns);
+    read_all(gp[0]);
+    read_all(gp[1]);
+    const char *bad = tmp_path("fz_bad.parquet");
+    char badp[512];
+    snprintf(badp, sizeof badp, "%s", bad);
+    unsigned rounds = getenv("PQ_FUZZ_ROUNDS") ? (unsigned)atoi(getenv("PQ_FUZZ_ROUNDS")) : 600;
+    for (unsigned k = 0; k < rounds; k++) {
+        mutate_file(gp[k % 2], badp, k + 1);
+        read_all(badp);
+    }
+    unlink(badp);
+    unlink(gp[0]);
+    unlink(gp[1]);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/fl-pqtest-XXXXXX");
@@ -540,6 +627,7 @@ int main(void)
     RUN(test_nested_json_roundtrip);
     RUN(test_schema_errors);
     RUN(test_abort_leaves_nothing);
+    RUN(test_corrupt_files_do_not_crash);
     rmdir(tmpdir);
     return t_report("parquet");
 }
