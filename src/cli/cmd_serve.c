@@ -30,7 +30,7 @@ static int usage(void)
 
 int cmd_serve(int argc, char **argv)
 {
-    http_config cfg = {.listen = "127.0.0.1", .port = 8080, .threads = 8};
+    http_config cfg = {.listen = "127.0.0.1", .port = 8080, .threads = 0};
     store_opts so = {.sync = STORE_SYNC_FULL};
     const char *data = "./data";
     for (int i = 1; i < argc; i++) {

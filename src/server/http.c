@@ -132,6 +132,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *resp)
                                                    : "application/fhir+json");
     for (int i = 0; i < resp->n_hdr; i++)
         MHD_add_response_header(r, resp->hdr_name[i], resp->hdr_val[i]);
+    if (resp->status >= 500) fl_log(FL_LOG_ERROR, "HTTP %d: %.300s", resp->status, p);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -257,15 +258,19 @@ http_server *http_start(const http_config *cfg, store *s, fl_err *err)
         return NULL;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 8;
-    if (cfg->threads < 0) flags |= MHD_USE_THREAD_PER_CONNECTION;
+    /* Handlers block (group commit waits for the fsync), so a connection owns its thread
+     * by default; a pool would stall every connection sharing a thread with a slow one. */
+    bool per_conn = cfg->threads <= 0;
+    unsigned threads = per_conn ? 1 : (unsigned)cfg->threads;
+    if (per_conn) flags |= MHD_USE_THREAD_PER_CONNECTION;
     else flags |= MHD_USE_EPOLL;
     h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-                            cfg->threads < 0 ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                            per_conn ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
                             threads, MHD_OPTION_END);
     if (!h->d) {
         fl_err_set(err, 500, "", "cannot listen on %s:%d", addr, cfg->port);

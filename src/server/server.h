@@ -35,7 +35,7 @@ typedef struct http_config {
     const char *listen;     /* address, default "127.0.0.1" */
     int port;               /* 0 = any free port (see http_port) */
     size_t max_body;        /* bytes; default 16 MiB; larger bodies get 413 */
-    int threads;            /* worker threads; default 8 */
+    int threads;            /* <= 0 (default): a thread per connection; N: an epoll pool of N */
 } http_config;
 
 /* Starts serving on its own threads. The store stays owned by the caller and must

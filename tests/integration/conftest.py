@@ -10,9 +10,11 @@ FhirServer: .base ("http://127.0.0.1:PORT/fhir"), .url(path), .data_dir, .port,
             .log() (what the server printed so far).
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -21,6 +23,20 @@ import requests
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # FHIRLAKE_BIN runs the suite against another build (e.g. an ASan one).
 BIN = os.environ.get("FHIRLAKE_BIN") or os.path.join(ROOT, "build", "fhirlake")
+
+
+def pytest_configure(config):
+    # A private base temp dir per session: pytest's default /tmp/pytest-of-USER/pytest-N
+    # retention deletes older sessions' dirs, which breaks runs that overlap in time.
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="fhirlake-pytest-")
+        config._fhirlake_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    d = getattr(config, "_fhirlake_basetemp", None)
+    if d:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def free_port():
