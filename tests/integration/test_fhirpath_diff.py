@@ -1,8 +1,9 @@
 """test_fhirpath_diff: differential test of fhirlake's FHIRPath engine against fhirpath.js.
 
 A generated set of expressions (cases(): templates applied to typed element paths, plus
-stand-alone expressions) is evaluated over realistic resources: tests/data/fhir/
-diff_resources.ndjson, plus a sample of Synthea's if bench/data/synthea/*/ exists.
+stand-alone expressions; data_cases(): every kind of element path found in the data) is
+evaluated over realistic resources: tests/data/fhir/diff_resources.ndjson, plus a sample
+of every Synthea type if bench/data/synthea/*/ exists (FHIRPATH_DIFF_SYNTHEA=0: not).
 fhirlake evaluates each expression as a ViewDefinition column with "collection": true
 (`build/fhirlake view run`); fhirpath.js (tests/js/fhirpath_eval.mjs) evaluates the same
 expression on each resource. Results are compared after normalising types (numbers by
@@ -293,16 +294,61 @@ def cases():
 
 # ---------------------------------------------------------------- inputs and engines
 
+DATA_PATHS_PER_TYPE = 60   # element paths taken from the data, per resource type
+DATA_PATH_T = ["{p}", "{p}.count()", "{p}.first()"]
+
+
+# Member names the FHIRPath grammar reserves: as a path step they need `backticks`.
+KEYWORDS = {"div", "mod", "and", "or", "xor", "implies", "true", "false"}
+
+
+def step(name):
+    return "`%s`" % name if name in KEYWORDS else name
+
+
+def data_paths(resources, max_depth=4):
+    """Element paths that occur in the resources, by resource type, sorted: every member
+    name chain (arrays flattened) up to max_depth, primitive extensions (_x) left out."""
+    found = {}
+
+    def walk(v, prefix, depth, acc):
+        if isinstance(v, list):
+            for x in v:
+                walk(x, prefix, depth, acc)
+        elif isinstance(v, dict) and depth < max_depth:
+            for k, x in v.items():
+                if k == "resourceType" or k.startswith("_") or k == "contained":
+                    continue
+                p = prefix + "." + step(k) if prefix else step(k)
+                acc.add(p)
+                walk(x, p, depth + 1, acc)
+
+    for r in resources:
+        walk(r, "", 0, found.setdefault(r["resourceType"], set()))
+    return {t: sorted(ps) for t, ps in found.items()}
+
+
+def data_cases(resources):
+    """Generated from the element paths present in the data: the path itself, its count
+    and its first item, on an evenly spread sample of DATA_PATHS_PER_TYPE paths."""
+    out = []
+    for t, paths in sorted(data_paths(resources).items()):
+        step = max(1, len(paths) // DATA_PATHS_PER_TYPE)
+        for p in paths[::step][:DATA_PATHS_PER_TYPE]:
+            out += [(t, tpl.format(p=p)) for tpl in DATA_PATH_T]
+    return out
+
+
 def load_resources():
-    """Our hand-written resources, then a sample of Synthea's (same types) if present."""
+    """Our hand-written resources, then a sample of Synthea's (every type) if present."""
     with open(DATA, encoding="utf-8") as f:
         res = [json.loads(line) for line in f if line.strip()]
-    for d in sorted(glob.glob(os.path.join(ROOT, "bench", "data", "synthea", "*", "MANIFEST"))):
+    manifests = sorted(glob.glob(os.path.join(ROOT, "bench", "data", "synthea", "*", "MANIFEST")))
+    if os.environ.get("FHIRPATH_DIFF_SYNTHEA") == "0":
+        manifests = []
+    for d in manifests:
         d = os.path.dirname(d)
-        for t in STRINGS:
-            path = os.path.join(d, t + ".ndjson")
-            if not os.path.exists(path):
-                continue
+        for path in sorted(glob.glob(os.path.join(d, "*.ndjson"))):
             with open(path, encoding="utf-8") as f:
                 for i, line in enumerate(f):
                     if i >= SYNTHEA_SAMPLE:
@@ -339,7 +385,7 @@ def run_fhirpath_js(resources, cs, tmp):
     return json.loads(p.stdout)
 
 
-def fhirlake_eval(rtype, exprs, inputs, tmp):
+def fhirlake_eval(rtype, exprs, inputs, tmp, binary):
     """Evaluates exprs as collection columns of one view. Returns ({id: [values per expr]},
     None) or (None, error text) when the view fails as a whole."""
     cols = [{"name": "rid", "path": "id"}]
@@ -348,7 +394,7 @@ def fhirlake_eval(rtype, exprs, inputs, tmp):
     with open(view, "w", encoding="utf-8") as f:
         json.dump({"resourceType": "ViewDefinition", "name": "diff", "status": "active",
                    "resource": rtype, "select": [{"column": cols}]}, f)
-    p = subprocess.run([FHIRLAKE, "view", "run", view] + inputs + ["--format", "ndjson"],
+    p = subprocess.run([binary, "view", "run", view] + inputs + ["--format", "ndjson"],
                        capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         return None, (p.stderr.strip() or "exit %d" % p.returncode)[:500]
@@ -362,19 +408,22 @@ def fhirlake_eval(rtype, exprs, inputs, tmp):
 
 def fhirlake_all(cs, inputs, tmp):
     """outcome per case: {"rows": {id: value}} or {"error": text}. A chunk that fails is
-    retried expression by expression so one failing expression blames only itself."""
+    retried expression by expression so one failing expression blames only itself.
+    Runs a private copy of the binary: a rebuild during the test must not break it."""
     out = [None] * len(cs)
-    for rtype in STRINGS:
+    binary = os.path.join(tmp, "fhirlake")
+    shutil.copy2(FHIRLAKE, binary)
+    for rtype in sorted({t for t, _ in cs}):
         idx = [i for i, (t, _) in enumerate(cs) if t == rtype]
         for k in range(0, len(idx), CHUNK):
             part = idx[k:k + CHUNK]
-            rows, err = fhirlake_eval(rtype, [cs[i][1] for i in part], inputs, tmp)
+            rows, err = fhirlake_eval(rtype, [cs[i][1] for i in part], inputs, tmp, binary)
             if rows is not None:
                 for j, i in enumerate(part):
                     out[i] = {"rows": {rid: vals[j] for rid, vals in rows.items()}}
                 continue
             for i in part:
-                rows, err = fhirlake_eval(rtype, [cs[i][1]], inputs, tmp)
+                rows, err = fhirlake_eval(rtype, [cs[i][1]], inputs, tmp, binary)
                 out[i] = ({"error": err} if rows is None else
                           {"rows": {rid: vals[0] for rid, vals in rows.items()}})
     return out
@@ -442,8 +491,10 @@ def test_fhirpath_agrees_with_fhirpath_js():
     ok, why = fhirlake_view_run_available()
     if not ok:
         pytest.skip(why)
-    cs = cases()
     resources = load_resources()
+    cs = cases()
+    seen = set(cs)
+    cs += [c for c in data_cases(resources) if c not in seen]
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "input.ndjson")
         with open(inputs, "w", encoding="utf-8") as f:
