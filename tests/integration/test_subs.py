@@ -398,3 +398,26 @@ def test_crash_after_commit_before_position_saved(fhir_server_factory, monkeypat
     versions = [l for f in sorted(os.listdir(log)) if f.endswith(".json")
                 for l in open(os.path.join(log, f)) if '"txn"' in l]
     assert len(versions) == len(set(versions))
+
+
+def test_failing_target_retries_then_recovers(fhir_server, tmp_path):
+    """A target the writer refuses (a non-empty directory that is no Delta table): the
+    batch is retried with backoff, nothing is dropped, status shows the error; once the
+    target is usable the queued change arrives."""
+    srv = fhir_server
+    setup_view_topic(srv)
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    junk = blocked / "not-delta.txt"
+    junk.write_text("x")
+    put(srv, "AidboxTopicDestination/r",
+        dest("r", tablePath=str(blocked), sendIntervalMs=50, skipInitialExport=True))
+    pid = post(srv, "Patient", patient(1))["id"]
+    st = wait_for(lambda: (s := status(srv, "r"))["status"] == "error"
+                  and s["messagesDeliveryAttempts"] >= 2 and s, what="failing status")
+    assert st["lastErrorDetail"] and st["messagesDelivered"] == 0
+    assert st["messagesQueued"] + st["messagesInProcess"] == 1
+    junk.unlink()
+    wait_for(lambda: [r for r in table_rows(str(blocked)) if r["id"] == pid], what="recovery")
+    st = wait_for(lambda: (s := status(srv, "r"))["messagesDelivered"] == 1 and s, what="delivered")
+    assert st["status"] == "active"
