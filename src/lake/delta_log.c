@@ -418,20 +418,6 @@ static int replay_commit(objstore *os, delta_replay *r, int64_t v, arena *scratc
     return 0;
 }
 
-/* Reads _last_checkpoint; returns its version or -1. */
-static int64_t last_checkpoint(objstore *os, arena *scratch)
-{
-    buf b = BUF_INIT;
-    fl_err e = {0};
-    int64_t v = -1;
-    if (objstore_get(os, LOG_DIR "_last_checkpoint", &b, &e) == 0) {
-        json_val *j = json_parse(scratch, b.p, b.len, NULL, &e);
-        if (j && !json_get(j, "parts")) v = get_i64(j, "version", -1); /* multi-part: skip */
-    }
-    buf_free(&b);
-    return v;
-}
-
 static void compact(delta_snapshot *s)
 {
     size_t k = 0;
@@ -444,68 +430,113 @@ static void compact(delta_snapshot *s)
     s->n_removes = k;
 }
 
-/* Lists commit versions in the log: the first and last found (-1 when none). */
-static int list_commits(objstore *os, int64_t *first, int64_t *last, bool *gap, fl_err *err)
+/* What the log directory holds: the first and last commit versions, and the newest
+ * single-file checkpoint at or below `upto` (all -1 when absent). */
+typedef struct log_listing {
+    int64_t first, last, checkpoint;
+} log_listing;
+
+static int64_t checkpoint_version(const char *key)
+{
+    const char *n = key + strlen(LOG_DIR);
+    if (strlen(n) != 39 || strcmp(n + 20, ".checkpoint.parquet")) return -1;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (n[i] < '0' || n[i] > '9') return -1;
+        v = v * 10 + (n[i] - '0');
+    }
+    return v;
+}
+
+static int list_log(objstore *os, int64_t upto, log_listing *out, fl_err *err)
 {
     objstore_listing l;
     if (objstore_list(os, LOG_DIR, NULL, &l, err) != 0) return -1;
-    *first = *last = -1;
-    *gap = false;
+    out->first = out->last = out->checkpoint = -1;
     for (size_t i = 0; i < l.n; i++) {
-        int64_t v = commit_version(l.e[i].key);
-        if (v < 0) continue;
-        if (*first < 0) *first = v;
-        else if (v != *last + 1) *gap = true;
-        *last = v;
+        int64_t v = commit_version(l.e[i].key), c = checkpoint_version(l.e[i].key);
+        if (v >= 0) {
+            if (out->first < 0) out->first = v;
+            if (v > out->last) out->last = v;
+        }
+        if (c >= 0 && (upto < 0 || c <= upto) && c > out->checkpoint) out->checkpoint = c;
     }
     objstore_list_free(&l);
+    if (out->checkpoint > out->last) out->last = out->checkpoint;
     return 0;
 }
 
-static int replay_all(objstore *os, delta_replay *r, int64_t want, fl_err *err)
+/* Replays up to version `want` (< 0: latest), from the newest checkpoint when use_cp. */
+static int replay_all(objstore *os, delta_replay *r, const log_listing *ll, int64_t want,
+                      bool use_cp, fl_err *err)
 {
-    int64_t first, last;
-    bool gap;
-    if (list_commits(os, &first, &last, &gap, err) != 0) return -1;
-    if (last < 0) return 0;  /* no table */
-    if (want >= 0 && want < last) last = want;
-    arena *scratch = arena_new(0);
+    int64_t last = want >= 0 && want < ll->last ? want : ll->last;
+    if (want > ll->last) {
+        fl_err_set(err, 404, LOG_DIR, "version %" PRId64 " does not exist (latest %" PRId64 ")",
+                   want, ll->last);
+        return -1;
+    }
     int64_t start = 0;
     int rc = 0;
-    if (first > 0 || gap) {
-        /* Early commits were cleaned up: start from the newest usable checkpoint. */
-        int64_t cp = last_checkpoint(os, scratch);
-        if (cp < 0 || cp > last || cp + 1 < first) {
-            fl_err_set(err, 422, LOG_DIR, "log starts at version %" PRId64 " and no usable "
-                       "checkpoint covers the missing commits", first);
-            arena_free(scratch);
-            return -1;
-        }
+    if (use_cp && ll->checkpoint >= 0) {
         char key[96];
-        snprintf(key, sizeof key, LOG_DIR "%020" PRId64 ".checkpoint.parquet", cp);
-        r->version = cp;
+        snprintf(key, sizeof key, LOG_DIR "%020" PRId64 ".checkpoint.parquet", ll->checkpoint);
+        r->version = ll->checkpoint;
         rc = delta_checkpoint_read(os, key, r, err);
-        r->snap->version = cp;
-        r->snap->checkpoint_version = cp;
-        start = cp + 1;
+        r->snap->version = ll->checkpoint;
+        r->snap->checkpoint_version = ll->checkpoint;
+        start = ll->checkpoint + 1;
+    } else if (ll->first > 0) {
+        fl_err_set(err, 422, LOG_DIR, "log starts at version %" PRId64 " and no checkpoint "
+                   "covers the earlier commits", ll->first);
+        return -1;
     }
+    arena *scratch = arena_new(0);
     for (int64_t v = start; rc == 0 && v <= last; v++) rc = replay_commit(os, r, v, scratch, err);
     arena_free(scratch);
     return rc;
 }
 
-delta_snapshot *delta_snapshot_load(objstore *os, int64_t version, bool for_write, fl_err *err)
+static delta_snapshot *snapshot_new(void)
 {
     delta_snapshot *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->mem = arena_new(0);
     s->version = -1;
     s->checkpoint_version = -1;
+    return s;
+}
+
+/* Replays into a fresh snapshot; NULL with err on failure. */
+static delta_snapshot *replay(objstore *os, const log_listing *ll, int64_t want, bool use_cp,
+                              fl_err *err)
+{
+    delta_snapshot *s = snapshot_new();
     delta_replay r = {.snap = s};
-    int rc = replay_all(os, &r, version, err);
+    int rc = ll->last < 0 ? 0 : replay_all(os, &r, ll, want, use_cp, err);
     smap_free(&r.files);
     smap_free(&r.removes);
-    if (rc == 0) compact(s);
+    if (rc != 0) {
+        delta_snapshot_free(s);
+        return NULL;
+    }
+    compact(s);
+    return s;
+}
+
+delta_snapshot *delta_snapshot_load(objstore *os, int64_t version, bool for_write, fl_err *err)
+{
+    log_listing ll;
+    if (list_log(os, version, &ll, err) != 0) return NULL;
+    delta_snapshot *s = replay(os, &ll, version, true, err);
+    if (!s && ll.checkpoint >= 0 && ll.first == 0) {
+        /* An unreadable checkpoint is not fatal while every commit is still there. */
+        fl_log(FL_LOG_WARN, "delta: checkpoint %" PRId64 " unusable (%s); replaying the log",
+               ll.checkpoint, err->msg);
+        fl_err_clear(err);
+        s = replay(os, &ll, version, false, err);
+    }
+    int rc = s ? 0 : -1;
     if (rc == 0 && s->version >= 0 && (!s->metadata_json || !s->protocol_json)) {
         fl_err_set(err, 422, LOG_DIR, "log has no %s action",
                    s->metadata_json ? "protocol" : "metaData");
