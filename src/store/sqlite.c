@@ -118,26 +118,21 @@ typedef struct wreq {
     pthread_cond_t cv;         /* store_commit: the caller waits here */
     store_done_fn cb;          /* store_commit_async: called instead, then r is freed */
     void *cb_ctx;
+    int taken;                 /* picked up by a leader's batch */
     struct wreq *next;
 } wreq;
 
-/* Batches committed by the writer and waiting for the syncer's fsync of the WAL. */
-typedef struct synclist {
-    wreq *reqs;
-    struct synclist *next;
-} synclist;
+#define N_WRITERS 2
 
 struct store {
     int sync;
     sqlite3 *wdb;
     sqlite3_stmt *w[W_N];
-    pthread_t writer, syncer;
-    int writer_started, syncer_started;
+    pthread_t writer[N_WRITERS];
+    int writers_started;
+    int writer_busy;           /* someone applies a batch on wdb (under qmu) */
     char wal_path[4200];
     int wal_fd;
-    synclist *shead, *stail;   /* under qmu */
-    pthread_cond_t scv;
-    int sync_stopping;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     wreq *qhead, *qtail;
@@ -476,44 +471,6 @@ static void run_callbacks(wreq *async)
     }
 }
 
-static void *writer_main(void *arg)
-{
-    store *s = arg;
-    pthread_mutex_lock(&s->qmu);
-    for (;;) {
-        while (!s->qhead && !s->stopping) pthread_cond_wait(&s->qcv, &s->qmu);
-        if (!s->qhead) break;
-        wreq *list = s->qhead;
-        s->qhead = s->qtail = NULL;
-        pthread_mutex_unlock(&s->qmu);
-        run_batch(s, list);
-        pthread_mutex_lock(&s->qmu);
-        if (s->syncer_started) {
-            /* Durable only after the WAL fsync: the syncer acknowledges, while this thread
-             * already runs the next batch (pipelined group commit). */
-            synclist *sl = malloc(sizeof *sl);
-            if (sl) {
-                *sl = (synclist){list, NULL};
-                if (s->stail) s->stail->next = sl;
-                else s->shead = sl;
-                s->stail = sl;
-                pthread_cond_signal(&s->scv);
-                continue;
-            }
-            /* no memory for the hand-off: fsync here instead */
-            pthread_mutex_unlock(&s->qmu);
-            fsync(s->wal_fd);
-            pthread_mutex_lock(&s->qmu);
-        }
-        wreq *async = complete_locked(list);
-        pthread_mutex_unlock(&s->qmu);
-        run_callbacks(async);
-        pthread_mutex_lock(&s->qmu);
-    }
-    pthread_mutex_unlock(&s->qmu);
-    return NULL;
-}
-
 static void fail_unsynced(wreq *list, const char *why)
 {
     for (wreq *r = list; r; r = r->next) {
@@ -524,56 +481,71 @@ static void fail_unsynced(wreq *list, const char *why)
     }
 }
 
-/* Opens the WAL lazily (it exists once the first transaction committed). Any fd of the
- * file will do: fsync flushes the file, not the descriptor. */
-static int wal_sync(store *s)
+/* Wakes whoever should lead the next batch: the oldest waiting synchronous caller (it is
+ * awake anyway and saves a thread hop), else a writer thread. Under qmu. */
+static void hand_over(store *s)
 {
-    if (s->wal_fd < 0) s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
-    return s->wal_fd < 0 ? -1 : fdatasync(s->wal_fd);
+    if (!s->qhead) return;
+    if (!s->qhead->cb) pthread_cond_signal(&s->qhead->cv);
+    else pthread_cond_signal(&s->qcv);
 }
 
-static void *syncer_main(void *arg)
+/* Group commit, led by whichever thread gets here first (under qmu, writer free, queue
+ * not empty): apply every queued request in one transaction, free the writer for the
+ * next leader, then make the batch durable and complete it. Returns with qmu held. */
+static void lead(store *s)
 {
-    store *s = arg;
+    wreq *list = s->qhead;
+    s->qhead = s->qtail = NULL;
+    s->writer_busy = 1;
+    for (wreq *r = list; r; r = r->next) r->taken = 1;
+    pthread_mutex_unlock(&s->qmu);
+    run_batch(s, list);
     pthread_mutex_lock(&s->qmu);
-    for (;;) {
-        while (!s->shead && !s->sync_stopping) pthread_cond_wait(&s->scv, &s->qmu);
-        if (!s->shead) break;
-        synclist *sl = s->shead;
-        s->shead = s->stail = NULL;
+    s->writer_busy = 0;
+    hand_over(s);
+    if (s->sync == STORE_SYNC_FULL) {
+        /* The next group commits while this one waits for its fsync; an fsync started
+         * after our COMMIT covers it (any fd of the WAL will do: fsync is per file). */
+        if (s->wal_fd < 0) s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
+        int fd = s->wal_fd;
         pthread_mutex_unlock(&s->qmu);
-        /* One fsync covers every batch committed before it started. */
-        int rc = wal_sync(s);
+        int rc = fd < 0 ? -1 : fdatasync(fd);
         pthread_mutex_lock(&s->qmu);
-        wreq *async = NULL;
-        for (synclist *x = sl, *next; x; x = next) {
-            next = x->next;
-            if (rc) fail_unsynced(x->reqs, "fsync of the write-ahead log failed");
-            wreq *a = complete_locked(x->reqs);
-            while (a) {
-                wreq *an = a->next;
-                a->next = async;
-                async = a;
-                a = an;
-            }
-            free(x);
-        }
+        if (rc) fail_unsynced(list, "fsync of the write-ahead log failed");
+    }
+    wreq *async = complete_locked(list);
+    if (async) {
         pthread_mutex_unlock(&s->qmu);
         run_callbacks(async);
         pthread_mutex_lock(&s->qmu);
     }
+}
+
+/* Writer threads lead batches that no synchronous caller is around to lead (async
+ * requests). Two of them, so one can commit while the other waits for its fsync. */
+static void *writer_main(void *arg)
+{
+    store *s = arg;
+    pthread_mutex_lock(&s->qmu);
+    for (;;) {
+        while (!(s->qhead && !s->writer_busy) && !(s->stopping && !s->qhead))
+            pthread_cond_wait(&s->qcv, &s->qmu);
+        if (!s->qhead) break;
+        lead(s);
+    }
+    pthread_cond_broadcast(&s->qcv); /* let the other writer see the stop too */
     pthread_mutex_unlock(&s->qmu);
     return NULL;
 }
 
-/* Queues r for the writer; -1 if the store is shutting down. */
+/* Queues r for the next leader; -1 if the store is shutting down. */
 static int enqueue(store *s, wreq *r)
 {
     if (s->stopping) return -1;
     if (s->qtail) s->qtail->next = r;
     else s->qhead = r;
     s->qtail = r;
-    pthread_cond_signal(&s->qcv);
     return 0;
 }
 
@@ -589,7 +561,10 @@ int store_commit(store *s, store_op *ops, size_t n, int64_t *txid_out, fl_err *e
         fl_err_set(err, 503, "", "store: shutting down");
         return -1;
     }
-    while (!r.done) pthread_cond_wait(&r.cv, &s->qmu);
+    while (!r.done) {
+        if (!r.taken && !s->writer_busy) lead(s); /* r is queued, so the queue is not empty */
+        else pthread_cond_wait(&r.cv, &s->qmu);
+    }
     pthread_mutex_unlock(&s->qmu);
     pthread_cond_destroy(&r.cv);
     if (r.rc) {
@@ -611,6 +586,7 @@ int store_commit_async(store *s, store_op *ops, size_t n, store_done_fn done, vo
     *r = (wreq){.ops = ops, .n = n, .cb = done, .cb_ctx = ctx};
     pthread_mutex_lock(&s->qmu);
     int rc = enqueue(s, r);
+    if (!rc && !s->writer_busy) pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
     if (rc) {
         free(r);
@@ -622,7 +598,7 @@ int store_commit_async(store *s, store_op *ops, size_t n, store_done_fn done, vo
 /* ---- open / close ---- */
 static int open_writer(store *s, const char *path, fl_err *err)
 {
-    /* FULL durability comes from the syncer's fsync of the WAL after each group commit,
+    /* FULL durability comes from the leader's fsync of the WAL after each group commit,
      * so the connection itself commits without syncing (and checkpoints sync as NORMAL). */
     s->wdb = open_conn(path, STORE_SYNC_NORMAL, err);
     if (!s->wdb || exec_sql(s->wdb, SCHEMA, err)) return -1;
@@ -645,7 +621,6 @@ store *store_open(const char *dir, const store_opts *opts, fl_err *err)
     }
     s->sync = opts ? opts->sync : STORE_SYNC_FULL;
     s->wal_fd = -1;
-    pthread_cond_init(&s->scv, NULL);
     s->nr = opts && opts->read_conns > 0 ? opts->read_conns : 8;
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
@@ -659,18 +634,12 @@ store *store_open(const char *dir, const store_opts *opts, fl_err *err)
     if (!s->rc) goto fail;
     for (int i = 0; i < s->nr; i++)
         if (!(s->rc[i].db = open_conn(path, s->sync, err))) goto fail;
-    if (s->sync == STORE_SYNC_FULL) {
-        if (pthread_create(&s->syncer, NULL, syncer_main, s)) {
-            fl_err_set(err, 500, "", "store: cannot start the syncer thread");
+    for (; s->writers_started < N_WRITERS; s->writers_started++) {
+        if (pthread_create(&s->writer[s->writers_started], NULL, writer_main, s)) {
+            fl_err_set(err, 500, "", "store: cannot start a writer thread");
             goto fail;
         }
-        s->syncer_started = 1;
     }
-    if (pthread_create(&s->writer, NULL, writer_main, s)) {
-        fl_err_set(err, 500, "", "store: cannot start the writer thread");
-        goto fail;
-    }
-    s->writer_started = 1;
     return s;
 fail:
     if (!err->status) fl_err_set(err, 500, "", "store: cannot open %s", path);
@@ -681,20 +650,11 @@ fail:
 void store_close(store *s)
 {
     if (!s) return;
-    if (s->writer_started) {
-        pthread_mutex_lock(&s->qmu);
-        s->stopping = 1;
-        pthread_cond_signal(&s->qcv);
-        pthread_mutex_unlock(&s->qmu);
-        pthread_join(s->writer, NULL);
-    }
-    if (s->syncer_started) { /* after the writer: it may still hand over a last batch */
-        pthread_mutex_lock(&s->qmu);
-        s->sync_stopping = 1;
-        pthread_cond_signal(&s->scv);
-        pthread_mutex_unlock(&s->qmu);
-        pthread_join(s->syncer, NULL);
-    }
+    pthread_mutex_lock(&s->qmu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    for (int i = 0; i < s->writers_started; i++) pthread_join(s->writer[i], NULL);
     if (s->wal_fd >= 0) close(s->wal_fd);
     for (int i = 0; i < W_N; i++) sqlite3_finalize(s->w[i]);
     sqlite3_close(s->wdb);
@@ -708,7 +668,6 @@ void store_close(store *s)
     pthread_cond_destroy(&s->qcv);
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->rcv);
-    pthread_cond_destroy(&s->scv);
     free(s);
 }
 
