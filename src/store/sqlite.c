@@ -7,10 +7,13 @@
  *                                  write lock so two processes on one file stay ordered
  *   outbox(seq, topic, ts, payload), jobs(id, kind, status, state, created, updated)
  *
- * Writes: one writer thread owns the write connection. store_commit() queues a request
- * and waits; the writer drains the queue into one SQLite transaction (group commit: one
- * fsync for many requests), each request inside its own SAVEPOINT so a failed request
- * rolls back alone. Reads: a pool of connections, one borrowed per call.
+ * Writes (group commit): store_commit() queues a request; if nobody is applying a batch,
+ * the caller itself becomes the leader, drains the queue into one SQLite transaction
+ * (each request inside its own SAVEPOINT so a failed request rolls back alone), releases
+ * the write connection to the next leader, fsyncs the WAL (sync FULL; the connection
+ * itself runs synchronous=NORMAL) and wakes the requests of its batch. Async requests
+ * (store_commit_async) are led by two writer threads. Reads: a pool of connections,
+ * one borrowed per call.
  */
 #include "store.h"
 

@@ -19,9 +19,9 @@
  *  - Durability: store_commit returns only after the transaction is committed. With
  *    sync = STORE_SYNC_FULL (default) it also waits for an fsync of the WAL that started
  *    after the commit (survives power loss); with STORE_SYNC_NORMAL it survives a process
- *    kill (kill -9) but not power loss. In FULL mode the fsync runs on its own thread
- *    while the next group commits, so readers may see a write a moment before its
- *    writer is acknowledged.
+ *    kill (kill -9) but not power loss. In FULL mode a group's fsync overlaps the next
+ *    group's commit, so readers may see a write a moment before its writer is
+ *    acknowledged.
  *  - Concurrency: all functions are thread safe. Writes from many threads are group-
  *    committed: one backend transaction (one fsync) carries many store_commit requests,
  *    each inside its own savepoint, so a failing request never affects the others.
