@@ -650,6 +650,59 @@ static bool date_arith(fp_state *st, const fp_item *dtv, const fp_item *q, bool 
     return true;
 }
 
+/* Decimal as a scaled integer (mantissa, digits after the point) when it fits in 18
+ * digits; false otherwise (exponent forms, long values): the caller falls back to double. */
+static bool dec_scaled(const fp_item *it, int64_t *m, int *scale)
+{
+    if (it->kind == FP_INT) { *m = it->i; *scale = 0; return true; }
+    int64_t v = 0;
+    int digits = 0, sc = 0;
+    bool neg = false, dot = false;
+    for (uint32_t i = 0; i < it->len; i++) {
+        char c = it->s[i];
+        if (i == 0 && (c == '-' || c == '+')) { neg = c == '-'; continue; }
+        if (c == '.' && !dot) { dot = true; continue; }
+        if (c < '0' || c > '9' || ++digits > 18) return false;
+        v = v * 10 + (c - '0');
+        if (dot) sc++;
+    }
+    *m = neg ? -v : v;
+    *scale = sc;
+    return digits > 0;
+}
+
+static bool pow10_mul(int64_t *m, int k)
+{
+    while (k-- > 0)
+        if (__builtin_mul_overflow(*m, 10, m)) return false;
+    return true;
+}
+
+/* Exact + - * on decimals (FHIRPath decimals are not binary floats: 0.1 + 0.2 = 0.3). */
+static bool exact_dec(arena *ar, const fp_item *a, const fp_item *b, int op, fp_coll *out)
+{
+    int64_t ma, mb, r;
+    int sa, sb, sc;
+    if (!dec_scaled(a, &ma, &sa) || !dec_scaled(b, &mb, &sb)) return false;
+    if (op == OP_MUL) {
+        sc = sa + sb;
+        if (sc > 18 || __builtin_mul_overflow(ma, mb, &r)) return false;
+    } else {
+        sc = sa > sb ? sa : sb;
+        if (!pow10_mul(&ma, sc - sa) || !pow10_mul(&mb, sc - sb)) return false;
+        if (op == OP_ADD ? __builtin_add_overflow(ma, mb, &r) : __builtin_sub_overflow(ma, mb, &r))
+            return false;
+    }
+    char digits[32], txt[48];
+    uint64_t u = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
+    int n = snprintf(digits, sizeof digits, "%0*llu", sc + 1, (unsigned long long)u);
+    int len = snprintf(txt, sizeof txt, "%s%.*s%s%.*s", r < 0 ? "-" : "", n - sc, digits,
+                       sc ? "." : "", sc, digits + n - sc);
+    *out = fp_one(ar, (fp_item){.kind = FP_DEC, .s = arena_strndup(ar, txt, (size_t)len),
+                                .len = (uint32_t)len});
+    return true;
+}
+
 static bool arith(fp_state *st, const fp_node *n, const fp_item *a, const fp_item *b, fp_coll *out)
 {
     arena *ar = st->ctx->a;
@@ -684,6 +737,7 @@ static bool arith(fp_state *st, const fp_node *n, const fp_item *a, const fp_ite
         *out = fp_one(ar, fp_mk_int(r));
         return true;
     }
+    if ((op == OP_ADD || op == OP_SUB || op == OP_MUL) && exact_dec(ar, a, b, op, out)) return true;
     double x, y, r = 0;
     fp_num_value(a, &x);
     fp_num_value(b, &y);

@@ -79,6 +79,11 @@ static void test_literals_and_math(void)
     CHECK_STR(ev("7 mod 2"), "[1]");
     CHECK_STR(ev("3 / 2"), "[1.5]");
     CHECK_STR(ev("1.5 + 1"), "[2.5]");
+    CHECK_STR(ev("0.1 + 0.2"), "[0.3]");
+    CHECK_STR(ev("1.10 - 2"), "[-0.90]");
+    CHECK_STR(ev("0.05 * 3"), "[0.15]");
+    CHECK_STR(ev("-0.5 * 0.5"), "[-0.25]");
+    CHECK_STR(ev("2.0 * 3"), "[6.0]");
     CHECK_STR(ev("-5 + 2"), "[-3]");
     CHECK_STR(ev("1 / 0"), "[]");
     CHECK_STR(ev("'a' + 'b'"), "[\"ab\"]");
@@ -245,7 +250,7 @@ static void test_quantity_nodes(void)
     CHECK_STR(ev("value.ofType(Quantity) > 5 'mg'"), "[true]");
     CHECK_STR(ev("value.ofType(Quantity) = 5.5 'mg'"), "[true]");
     CHECK_STR(ev("value.ofType(Quantity) = 5.5 'g'"), "[false]");
-    CHECK_STR(ev("value.ofType(Quantity).value * 2"), "[11]");
+    CHECK_STR(ev("value.ofType(Quantity).value * 2"), "[11.0]");
     CHECK_STR(ev("value is Quantity"), "[true]");
     RES = saved;
     arena_free(a);
