@@ -426,21 +426,53 @@ static int collect(void *ctx, const store_event *e)
     return 0;
 }
 
-/* tableMode current: only the last event of each resource matters. */
-static bool superseded(const evs *q, size_t i)
+/* tableMode current: only the last event of each resource matters. Marks in keep[] the
+ * last event per (type, id), with an open-addressing table of event indexes. */
+static uint64_t ev_hash(const ev *e)
 {
-    for (size_t k = i + 1; k < q->n; k++)
-        if (!strcmp(q->v[k].id, q->v[i].id) && !strcmp(q->v[k].type, q->v[i].type)) return true;
-    return false;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = e->type; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *p = e->id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static void last_per_key(const evs *q, bool *keep)
+{
+    size_t cap = 16;
+    while (cap < q->n * 2) cap *= 2;
+    size_t *slot = malloc(cap * sizeof *slot); /* event index + 1; 0 = empty */
+    if (!slot) abort();
+    memset(slot, 0, cap * sizeof *slot);
+    for (size_t i = 0; i < q->n; i++) {
+        const ev *e = &q->v[i];
+        size_t k = (size_t)ev_hash(e) & (cap - 1);
+        while (slot[k]) {
+            const ev *o = &q->v[slot[k] - 1];
+            if (!strcmp(o->id, e->id) && !strcmp(o->type, e->type)) break;
+            k = (k + 1) & (cap - 1);
+        }
+        if (slot[k]) keep[slot[k] - 1] = false;
+        slot[k] = i + 1;
+        keep[i] = true;
+    }
+    free(slot);
 }
 
 static void build_rows(worker *w, const evs *q)
 {
     rows_batch_clear(w->rows);
-    bool current = w->d->conf.table_mode == SUBS_CURRENT;
+    bool *keep = NULL;
+    if (w->d->conf.table_mode == SUBS_CURRENT && q->n) {
+        keep = malloc(q->n * sizeof *keep);
+        if (!keep) abort();
+        last_per_key(q, keep);
+    }
+    const char *vtype = sof_view_resource_type(w->view);
     for (size_t i = 0; i < q->n; i++) {
         const ev *e = &q->v[i];
-        if (current && q->n < 4096 && superseded(q, i)) continue;
+        if (keep && !keep[i]) continue;
+        if (vtype && strcmp(vtype, e->type)) continue; /* the view has no rows for it */
         if (e->deleted) {
             tombstone(w, e->id, e->ts);
             continue;
@@ -456,6 +488,7 @@ static void build_rows(worker *w, const evs *q)
                      e->type, e->id, (long long)e->version, err.msg);
         }
     }
+    free(keep);
 }
 
 /* Fault injection for the crash tests: with FL_SUBS_KILL_AFTER_COMMIT=N in the

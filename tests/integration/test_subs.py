@@ -421,3 +421,20 @@ def test_failing_target_retries_then_recovers(fhir_server, tmp_path):
     wait_for(lambda: [r for r in table_rows(str(blocked)) if r["id"] == pid], what="recovery")
     st = wait_for(lambda: (s := status(srv, "r"))["messagesDelivered"] == 1 and s, what="delivered")
     assert st["status"] == "active"
+
+
+def test_current_mode_one_row_per_key_and_other_types_ignored(fhir_server):
+    srv = fhir_server
+    put(srv, "ViewDefinition/patient_flat", dict(VIEW, id="patient_flat"))
+    post(srv, "AidboxSubscriptionTopic", dict(TOPIC, trigger=[
+        {"resource": "Patient"}, {"resource": "Observation"}]))
+    put(srv, "AidboxTopicDestination/cur",
+        dest("cur", tableMode="current", batchSize=1000, sendIntervalMs=400))
+    for i in range(10):  # ten versions of one resource, most in one batch
+        put(srv, "Patient/same", dict(patient(i, family=f"V{i}"), id="same"))
+    obs = post(srv, "Observation", {"resourceType": "Observation", "status": "final",
+                                    "code": {"text": "x"}})
+    requests.delete(srv.url(f"Observation/{obs['id']}"))
+    wait_for(lambda: status(srv, "cur")["messagesDelivered"] == 12, what="delivered")
+    rows = table_rows(lake(srv))
+    assert [(r["id"], r["family_name"], r["is_deleted"]) for r in rows] == [("same", "V9", 0)]
