@@ -55,7 +55,7 @@ static bool flush_rows(run *r)
     return true;
 }
 
-static bool one_resource(run *r, const json_val *res, const char *where)
+static bool one_resource(run *r, const json_val *res)
 {
     if (res->type != JSON_OBJECT) return true;
     const char *rt = json_get_str(res, "resourceType");
@@ -63,18 +63,72 @@ static bool one_resource(run *r, const json_val *res, const char *where)
         const json_val *entries = json_get(res, "entry");
         for (uint32_t i = 0; entries && entries->type == JSON_ARRAY && i < entries->len; i++) {
             const json_val *e = json_get(&entries->u.a[i], "resource");
-            if (e && !one_resource(r, e, where)) return false;
+            if (e && !one_resource(r, e)) return false;
         }
         return true;
     }
     r->resources++;
     long n = sof_eval(r->v, r->ctx, res, r->b, &r->err);
-    if (n < 0) {
-        if (!r->err.where[0]) snprintf(r->err.where, sizeof r->err.where, "%s", where);
-        return false;
-    }
+    if (n < 0) return false;
     r->rows += n;
     return r->b->n_rows < BATCH_ROWS || flush_rows(r);
+}
+
+/* Lines straight out of a big read buffer (no per-line copy). */
+typedef struct lines {
+    FILE *in;
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+} lines;
+
+static const char *next_line(lines *L, size_t *len)
+{
+    for (;;) {
+        char *p = L->buf + L->start;
+        char *nl = memchr(p, '\n', L->end - L->start);
+        if (nl) {
+            *len = (size_t)(nl - p);
+            L->start = (size_t)(nl + 1 - L->buf);
+            return p;
+        }
+        if (L->eof) {
+            if (L->start == L->end) return NULL;
+            *len = L->end - L->start;
+            L->start = L->end;
+            return p;
+        }
+        memmove(L->buf, p, L->end - L->start);   /* keep the partial line, refill */
+        L->end -= L->start;
+        L->start = 0;
+        if (L->end == L->cap) {
+            L->cap *= 2;
+            L->buf = realloc(L->buf, L->cap);
+            if (!L->buf) abort();
+        }
+        size_t k = fread(L->buf + L->end, 1, L->cap - L->end, L->in);
+        if (k == 0) L->eof = true;
+        L->end += k;
+    }
+}
+
+/* The rest of the input from `from` (a pointer into the buffer) as one document. */
+static bool run_whole(run *r, lines *L, const char *from, arena *a, const char *name)
+{
+    buf all = BUF_INIT;
+    buf_put(&all, from, (size_t)(L->buf + L->end - from));
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, L->in)) > 0) buf_put(&all, tmp, k);
+    fl_err e = {0};
+    json_val *v = json_parse(a, all.p, all.len, NULL, &e);
+    buf_free(&all);
+    if (!v) {
+        fl_err_set(&r->err, 400, name, "%s: %s", name, e.msg);
+        return false;
+    }
+    if (!one_resource(r, v) && !r->err.where[0]) snprintf(r->err.where, sizeof r->err.where, "%s", name);
+    return r->err.status == 0;
 }
 
 /* NDJSON line by line; if the first line is not a whole JSON value the input is one JSON
@@ -82,47 +136,40 @@ static bool one_resource(run *r, const json_val *res, const char *where)
 static bool run_stream(run *r, FILE *in, const char *name)
 {
     arena *a = arena_new(0);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
+    lines L = {.in = in, .cap = 1 << 20};
+    L.buf = malloc(L.cap);
+    if (!L.buf) abort();
+    const char *line;
+    size_t len;
     long lineno = 0, seen = 0;
     bool ok = true;
-    while (ok && (n = getline(&line, &cap, in)) >= 0) {
+    while (ok && (line = next_line(&L, &len)) != NULL) {
         lineno++;
-        size_t len = (size_t)n;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
+        while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
         if (!len) continue;
         arena_reset(a);
         fl_err e = {0};
         json_val *v = json_parse(a, line, len, NULL, &e);
         if (!v && seen == 0) {
-            buf all = BUF_INIT;
-            buf_put(&all, line, (size_t)n);
-            char tmp[65536];
-            size_t k;
-            while ((k = fread(tmp, 1, sizeof tmp, in)) > 0) buf_put(&all, tmp, k);
-            fl_err_clear(&e);
-            v = json_parse(a, all.p, all.len, NULL, &e);
-            buf_free(&all);
-            if (!v) {
-                fl_err_set(&r->err, 400, name, "%s: %s", name, e.msg);
-                ok = false;
-                break;
-            }
-            ok = one_resource(r, v, name);
+            ok = run_whole(r, &L, line, a, name);
             break;
         }
         seen++;
         if (!v) {
             fl_err_set(&r->err, 400, name, "%s line %ld: %s", name, lineno, e.msg);
             ok = false;
-            break;
+        } else if (!one_resource(r, v)) {
+            ok = false;
+            buf w = BUF_INIT;   /* "file:line" then the element the view failed on */
+            buf_printf(&w, "%s:%ld", name, lineno);
+            if (r->err.where[0]) buf_printf(&w, ": %s", r->err.where);
+            size_t n = w.len < sizeof r->err.where - 1 ? w.len : sizeof r->err.where - 1;
+            memcpy(r->err.where, w.p, n);
+            r->err.where[n] = 0;
+            buf_free(&w);
         }
-        char where[300];
-        snprintf(where, sizeof where, "%s:%ld", name, lineno);
-        ok = one_resource(r, v, where);
     }
-    free(line);
+    free(L.buf);
     arena_free(a);
     return ok;
 }
