@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../fhirpath/fhir_types.h"
 #include "../sof/sof.h"
 
 static char *xstrdup(const char *s)
@@ -52,9 +53,10 @@ static int parse_trigger(const json_val *tr, size_t i, subs_trigger *out, fl_err
         return -1;
     }
     const char *res = json_get_str(tr, "resource");
-    if (!res || !*res) {
+    if (!res || !fhir_is_resource_type(res, strlen(res))) {
         snprintf(where, sizeof where, "trigger[%zu].resource", i);
-        fl_err_set(err, 400, where, "resource is required (a resource type)");
+        fl_err_set(err, 400, where, "resource must be a FHIR R4 resource type%s%.64s%s",
+                   res ? " ('" : "", res ? res : "", res ? "' is not)" : "");
         return -1;
     }
     unsigned mask = 0;

@@ -263,6 +263,8 @@ def test_validation_and_immutability(fhir_server):
         "url", path="AidboxSubscriptionTopic")
     bad(dict(TOPIC, trigger=[{"resource": "Patient", "supportedInteraction": ["read"]}]),
         "supportedInteraction", path="AidboxSubscriptionTopic")
+    bad(dict(TOPIC, trigger=[{"resource": "Patience"}]), "trigger[0].resource",
+        path="AidboxSubscriptionTopic")
     bad(dict(TOPIC, trigger=[{"resource": "Patient", "fhirPathCriteria": "(("}]),
         "fhirPathCriteria", path="AidboxSubscriptionTopic")
     d = dest("x")
