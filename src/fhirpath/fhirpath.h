@@ -85,8 +85,15 @@ const char *fp_infer_type(const fp_expr *e, const char *focus_type);
 /* True when the expression is exactly getAidboxTs(). */
 bool fp_is_aidbox_ts(const fp_expr *e);
 
+/* Optional per-thread memo of FHIR element type lookups (parent type, element) -> type;
+ * makes typed navigation cheap on hot paths. Owned by whoever owns the fp_ctx. */
+typedef struct fp_type_cache fp_type_cache;
+fp_type_cache *fp_type_cache_new(void);
+void fp_type_cache_free(fp_type_cache *c);
+
 typedef struct fp_ctx {
     arena *a;                    /* temporaries; caller resets */
+    fp_type_cache *tcache;       /* optional (NULL = look types up every time) */
     const json_val *resource;    /* %resource / %rootResource */
     const fp_coll *vars;         /* values of env names, by index */
     int64_t row_index;           /* %rowIndex */

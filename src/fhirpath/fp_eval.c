@@ -174,7 +174,50 @@ static const char *choice_type(const char *parent, const char *key, size_t kl)
     return e && (e->flags & FHIR_ELEM_CHOICE_VARIANT) ? e->type : NULL;
 }
 
-void fp_navigate(const fp_item *it, const char *name, size_t n, fp_vec *out)
+/* ---- element type memo ---- */
+
+#define TC_SLOTS 1024
+typedef struct tc_ent {
+    char parent[64];     /* copies: entries are checked by content, so any pointers work */
+    char name[32];
+    const char *type;    /* static (type table) or NULL */
+} tc_ent;
+
+struct fp_type_cache {
+    tc_ent e[TC_SLOTS];
+};
+
+fp_type_cache *fp_type_cache_new(void)
+{
+    fp_type_cache *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    return c;
+}
+
+void fp_type_cache_free(fp_type_cache *c) { free(c); }
+
+static const char *elem_type(fp_type_cache *tc, const char *parent, const char *name, size_t n)
+{
+    size_t pl = strlen(parent);
+    tc_ent *e = NULL;
+    if (tc && pl < sizeof e->parent && n < sizeof e->name) {
+        uintptr_t h = ((uintptr_t)parent >> 3) * 31 + ((uintptr_t)name >> 3);
+        e = &tc->e[(h ^ (h >> 11)) % TC_SLOTS];
+        if (!memcmp(e->parent, parent, pl + 1) && !memcmp(e->name, name, n) && e->name[n] == 0)
+            return e->type;
+    }
+    const fhir_elem_ent *el = fhir_element(parent, pl, name, n);
+    const char *t = el ? el->type : NULL;
+    if (e) {
+        memcpy(e->parent, parent, pl + 1);
+        memcpy(e->name, name, n);
+        e->name[n] = 0;
+        e->type = t;
+    }
+    return t;
+}
+
+void fp_navigate(const fp_item *it, const char *name, size_t n, fp_type_cache *tc, fp_vec *out)
 {
     if (it->kind != FP_NODE || !it->j || it->j->type != JSON_OBJECT) return;
     const json_val *o = it->j;
@@ -196,11 +239,7 @@ void fp_navigate(const fp_item *it, const char *name, size_t n, fp_vec *out)
             cext = &kv->val;
     }
     if (val) {
-        const char *tn = NULL;
-        if (it->tname) {
-            const fhir_elem_ent *e = fhir_element(it->tname, strlen(it->tname), name, n);
-            if (e) tn = e->type;
-        }
+        const char *tn = it->tname ? elem_type(tc, it->tname, name, n) : NULL;
         push_json(out, val, ext, tn);
     } else if (cval) {
         push_json(out, cval, cext, ctype);
@@ -887,7 +926,7 @@ static bool eval_member(fp_state *st, const fp_node *n, const fp_coll *focus, fp
     }
     fp_vec v;
     fp_vec_init(&v, st->ctx->a);
-    for (size_t i = 0; i < in.n; i++) fp_navigate(&in.v[i], n->name, n->name_len, &v);
+    for (size_t i = 0; i < in.n; i++) fp_navigate(&in.v[i], n->name, n->name_len, st->ctx->tcache, &v);
     *out = fp_vec_done(&v);
     return true;
 }

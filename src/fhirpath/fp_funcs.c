@@ -536,7 +536,7 @@ static void children_of(const fp_item *it, fp_vec *v)
     for (uint32_t i = 0; i < o->len; i++) {
         const json_kv *kv = &o->u.o[i];
         if (kv->key[0] == '_' || !strcmp(kv->key, "resourceType")) continue;
-        fp_navigate(it, kv->key, kv->key_len, v);
+        fp_navigate(it, kv->key, kv->key_len, NULL, v);
     }
 }
 

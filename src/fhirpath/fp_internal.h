@@ -87,6 +87,6 @@ bool fp_items_compare(const fp_item *a, const fp_item *b, int *cmp);
 /* Type test: does item have type T (a FHIR or System type name)? */
 bool fp_item_is_type(const fp_item *it, const char *t, size_t tlen);
 /* Member navigation of one item, appending children to out. */
-void fp_navigate(const fp_item *it, const char *name, size_t n, fp_vec *out);
+void fp_navigate(const fp_item *it, const char *name, size_t n, fp_type_cache *tc, fp_vec *out);
 
 #endif

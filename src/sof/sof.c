@@ -461,6 +461,7 @@ sof_ctx *sof_ctx_new(void)
     sof_ctx *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->a = arena_new(0);
+    c->tcache = fp_type_cache_new();
     return c;
 }
 
@@ -468,6 +469,7 @@ void sof_ctx_free(sof_ctx *c)
 {
     if (!c) return;
     arena_free(c->a);
+    fp_type_cache_free(c->tcache);
     free(c);
 }
 
@@ -704,7 +706,7 @@ long sof_eval(const sof_view *v, sof_ctx *c, const json_val *resource, rows_batc
     if (!rt || rt->type != JSON_STRING || strcmp(rt->u.s, v->resource)) return 0;
     arena_reset(c->a);
     ev e = {.v = v, .width = v->schema->n ? v->schema->n : 1};
-    e.fc = (fp_ctx){.a = c->a, .resource = resource, .vars = v->const_vals,
+    e.fc = (fp_ctx){.a = c->a, .tcache = c->tcache, .resource = resource, .vars = v->const_vals,
                     .has_ts = c->has_ts, .has_cts = c->has_cts, .ts_us = c->ts_us,
                     .cts_us = c->cts_us, .txid = c->txid, .err = err};
     fp_coll root = fp_single_node(c->a, resource);

@@ -55,6 +55,7 @@ typedef struct sof_ctx {
     bool has_ts, has_cts;
     int64_t ts_us, cts_us;
     const char *txid;
+    fp_type_cache *tcache;   /* owned: memo of FHIR type lookups */
 } sof_ctx;
 sof_ctx *sof_ctx_new(void);
 void sof_ctx_free(sof_ctx *c);
