@@ -364,7 +364,10 @@ static void do_history(http_req *req, http_resp *resp)
         return;
     int64_t since = 0;
     const char *s = http_param_get(req, "_since");
-    if (s && fl_time_parse(s, strlen(s), &since)) {
+    char *fixed = s ? arena_strdup(req->a, s) : NULL;
+    for (char *p = fixed; p && *p; p++)
+        if (*p == ' ') *p = '+'; /* a literal '+' in a query string decodes as a space */
+    if (fixed && fl_time_parse(fixed, strlen(fixed), &since)) {
         http_outcome(resp, 400, "_since must be an instant", "_since");
         return;
     }
