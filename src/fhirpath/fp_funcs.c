@@ -501,17 +501,22 @@ static bool string_fn(fp_state *st, const fp_node *n, const fp_coll *in, const f
         return true;
     }
     case F_MATCHES: case F_REPLACEMATCHES: {
-        regex_t re;
-        char *pat = arena_strndup(a, x, xl), *subj = arena_strndup(a, s, sl);
-        if (regcomp(&re, pat, REG_EXTENDED | (fn == F_MATCHES ? REG_NOSUB : 0)))
-            return fp_err(st, n, "invalid regular expression '%s'", pat);
+        regex_t own;
+        const regex_t *rp = n->re;     /* literal pattern: compiled at parse time */
+        char *subj = arena_strndup(a, s, sl);
+        if (!rp) {
+            char *pat = arena_strndup(a, x, xl);
+            if (regcomp(&own, pat, REG_EXTENDED | (fn == F_MATCHES ? REG_NOSUB : 0)))
+                return fp_err(st, n, "invalid regular expression '%s'", pat);
+            rp = &own;
+        }
         if (fn == F_MATCHES) {
-            *out = one_bool(st, regexec(&re, subj, 0, NULL, 0) == 0);
+            *out = one_bool(st, regexec(rp, subj, 0, NULL, 0) == 0);
         } else {
             buf b = BUF_INIT;
             regmatch_t m;
             const char *p = subj;
-            while (*p && regexec(&re, p, 1, &m, 0) == 0 && m.rm_eo > 0) {
+            while (*p && regexec(rp, p, 1, &m, 0) == 0 && m.rm_eo > 0) {
                 buf_put(&b, p, (size_t)m.rm_so);
                 buf_put(&b, y, yl);
                 p += m.rm_eo;
@@ -520,7 +525,7 @@ static bool string_fn(fp_state *st, const fp_node *n, const fp_coll *in, const f
             *out = fp_one(a, fp_mk_str(arena_strndup(a, b.p, b.len), b.len));
             buf_free(&b);
         }
-        regfree(&re);
+        if (rp == &own) regfree(&own);
         return true;
     }
     }

@@ -38,12 +38,15 @@ struct fp_node {
     fp_node *base;
     fp_node **args;
     fp_item lit;
+    void *re;           /* matches()/replaceMatches() with a literal pattern: regex_t */
 };
 
 struct fp_expr {
     arena *a;           /* owns nodes, names, the source copy */
     char *src;
     fp_node *root;
+    void **regex;       /* malloc'd regex_t compiled at parse time, freed by fp_free */
+    size_t nregex;
 };
 
 /* Function ids; the table in fp_funcs.c maps names to ids, arity and lambda flags. */

@@ -2,6 +2,7 @@
  * fp_internal.h. Everything (nodes, names, literal text) lives in the expression's arena;
  * names of members and functions are resolved here once so evaluation does no lookups. */
 #include <ctype.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ typedef struct parser {
     const fp_env *env;
     fl_err *err;
     int depth;
+    fp_expr *e;
 } parser;
 
 static bool perr(parser *ps, uint32_t pos, const char *fmt, const char *arg)
@@ -268,6 +270,26 @@ static const char *parse_type_name(parser *ps)
     return arena_strndup(ps->a, t.s, t.n);
 }
 
+/* A literal pattern is compiled once here: a bad pattern is a load-time error and
+ * evaluation does no regcomp. */
+static bool compile_regex(parser *ps, fp_node *fn, const fp_node *pat)
+{
+    regex_t *re = malloc(sizeof *re);
+    if (!re) abort();
+    int flags = REG_EXTENDED | (!strcmp(fn->name, "matches") ? REG_NOSUB : 0);
+    if (regcomp(re, pat->lit.s, flags)) {
+        free(re);
+        return perr(ps, pat->pos, "invalid regular expression '%s'", pat->lit.s);
+    }
+    fp_expr *e = ps->e;
+    void **n = realloc(e->regex, (e->nregex + 1) * sizeof *n);
+    if (!n) abort();
+    e->regex = n;
+    e->regex[e->nregex++] = re;
+    fn->re = re;
+    return true;
+}
+
 static bool parse_args(parser *ps, fp_node *fn)
 {
     /* cur is '(' */
@@ -298,6 +320,9 @@ static bool parse_args(parser *ps, fp_node *fn)
     fn->nargs = (uint32_t)n;
     fn->args = arena_alloc(ps->a, (n ? n : 1) * sizeof *fn->args);
     memcpy(fn->args, args, n * sizeof *args);
+    if ((!strcmp(fi->name, "matches") || !strcmp(fi->name, "replaceMatches")) &&
+        args[0]->type == N_LIT && args[0]->lit.kind == FP_STR && !compile_regex(ps, fn, args[0]))
+        return false;
     return lex(ps);
 }
 
@@ -539,7 +564,7 @@ fp_expr *fp_compile(const char *expr, const fp_env *env, fl_err *err)
     fp_expr *e = arena_calloc(a, sizeof *e);
     e->a = a;
     e->src = arena_strdup(a, expr);
-    parser ps = {.a = a, .src = e->src, .len = strlen(expr), .env = env, .err = err};
+    parser ps = {.a = a, .src = e->src, .len = strlen(expr), .env = env, .err = err, .e = e};
     if (lex(&ps)) {
         if (ps.cur.t == T_EOF) perr(&ps, 0, "empty expression%s", "");
         else {
@@ -552,7 +577,7 @@ fp_expr *fp_compile(const char *expr, const fp_env *env, fl_err *err)
     }
     if (!e->root) {
         if (!err->status) fl_err_set(err, 400, "", "FHIRPath syntax error in '%s'", expr);
-        arena_free(a);
+        fp_free(e);
         return NULL;
     }
     return e;
@@ -560,7 +585,13 @@ fp_expr *fp_compile(const char *expr, const fp_env *env, fl_err *err)
 
 void fp_free(fp_expr *e)
 {
-    if (e) arena_free(e->a);
+    if (!e) return;
+    for (size_t i = 0; i < e->nregex; i++) {
+        regfree(e->regex[i]);
+        free(e->regex[i]);
+    }
+    free(e->regex);
+    arena_free(e->a);
 }
 
 const char *fp_source(const fp_expr *e) { return e->src; }

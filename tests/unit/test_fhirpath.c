@@ -187,7 +187,9 @@ static void test_strings(void)
     CHECK_STR(ev("'a,b'.split(',')"), "[\"a\",\"b\"]");
     CHECK_STR(ev("'  x '.trim()"), "[\"x\"]");
     CHECK_STR(ev("name.given.startsWith('A')"), "ERR:422");
-    CHECK_STR(ev("'x'.matches('(')"), "ERR:422");
+    CHECK_STR(ev("'x'.matches('(')"), "ERR:400");
+    CHECK_STR(ev("'x'.matches('(' + '')"), "ERR:422");
+    CHECK_STR(ev("name.given.where(matches('^A.n'))"), "[\"Ann\",\"Annie\"]");
     CHECK_STR(ev("'it''s'"), "ERR:400");
     CHECK_STR(ev("'it\\'s \\u0041'"), "[\"it's A\"]");
 }
