@@ -1,6 +1,6 @@
 /* op_subs.c: the HTTP face of the subs room — registers AidboxSubscriptionTopic,
  * AidboxTopicDestination (and ViewDefinition, which destinations name) as resource types,
- * their write validators, and GET /fhir/AidboxTopicDestination/<id>/$status. */
+ * their write validators, the destination's secret-redacting rewrite hook, and GET /fhir/AidboxTopicDestination/<id>/$status. */
 #include "../subs/subs.h"
 #include "server.h"
 
@@ -15,6 +15,12 @@ static int validate_topic(void *ctx, const json_val *res, fl_err *err)
 static int validate_dest(void *ctx, const json_val *res, fl_err *err)
 {
     return subs_validate_destination(ctx, res, err);
+}
+
+static int rewrite_dest(void *ctx, const json_val *res, const char *id, arena *a, json_val **out,
+                        fl_err *err)
+{
+    return subs_rewrite_destination(ctx, res, id, a, out, err);
 }
 
 static int op_status(void *ctx, const http_req *req, http_resp *resp)
@@ -41,5 +47,6 @@ void subs_register_http(subs *sb)
     http_register_type(SUBS_DEST_TYPE);
     http_register_validator(SUBS_TOPIC_TYPE, validate_topic, NULL);
     http_register_validator(SUBS_DEST_TYPE, validate_dest, sb);
+    http_register_rewriter(SUBS_DEST_TYPE, rewrite_dest, sb);
     http_register_operation("status", HTTP_OP_INSTANCE, SUBS_DEST_TYPE, op_status, sb);
 }

@@ -102,6 +102,30 @@ static int run_validator(const char *type, const json_val *res, const char *wher
     return 0;
 }
 
+/* Rewrite hooks (http_register_rewriter): rare, a linear table is enough. */
+typedef struct rewriter {
+    const char *type;
+    http_rewrite_fn fn;
+    void *ctx;
+} rewriter;
+static rewriter rewriters[8];
+static size_t n_rewriters;
+
+void http_register_rewriter(const char *type, http_rewrite_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&extra_mu);
+    if (n_rewriters < sizeof rewriters / sizeof rewriters[0])
+        rewriters[n_rewriters++] = (rewriter){type, fn, ctx};
+    pthread_mutex_unlock(&extra_mu);
+}
+
+static const rewriter *find_rewriter(const char *type)
+{
+    for (size_t i = 0; type && i < n_rewriters; i++)
+        if (!strcmp(rewriters[i].type, type)) return &rewriters[i];
+    return NULL;
+}
+
 bool http_known_type(const char *type)
 {
     if (!type || !*type) return false;
@@ -208,12 +232,24 @@ int http_prepare(const json_val *res, const char *id, http_prepared *p, const ch
                  fl_err *err)
 {
     if (prepare_head(res, id, p, where, err)) return -1;
+    const rewriter *rw = find_rewriter(p->type);
+    arena *ra = NULL;
+    if (rw) { /* store the hook's replacement, if it makes one */
+        json_val *alt = NULL;
+        ra = arena_new(0);
+        if (rw->fn(rw->ctx, res, p->id, ra, &alt, err)) {
+            arena_free(ra);
+            return -1;
+        }
+        if (alt) res = alt;
+    }
     const json_val *meta = json_get(res, "meta");
     buf_putc(&p->tail, '"');
     if (meta) put_members(&p->tail, meta, META_SKIP, 2);
     buf_putc(&p->tail, '}');
     put_members(&p->tail, res, RES_SKIP, 3);
     buf_putc(&p->tail, '}');
+    arena_free(ra);
     return 0;
 }
 
@@ -286,7 +322,8 @@ static int raw_members(const char *s, size_t n, size_t i, buf *out, const char *
 int http_prepare_raw(const json_val *res, const char *raw, size_t len, const char *id,
                      http_prepared *p, const char *where, fl_err *err)
 {
-    if (!raw || memchr(raw, '\n', len)) return http_prepare(res, id, p, where, err);
+    if (!raw || memchr(raw, '\n', len) || find_rewriter(json_get_str(res, "resourceType")))
+        return http_prepare(res, id, p, where, err);
     if (prepare_head(res, id, p, where, err)) return -1;
     size_t start = skip_ws(raw, 0, len), meta_at = 0;
     buf_reset(&p->scratch); /* the body members, written after meta's */

@@ -99,6 +99,13 @@ void http_register_type(const char *type);
  * where naming the element); register before http_start(). One hook per type. */
 typedef int (*http_validate_fn)(void *ctx, const json_val *res, fl_err *err);
 void http_register_validator(const char *type, http_validate_fn fn, void *ctx);
+/* Per-type rewrite hook, run by http_prepare() after the validator: it may set *out to a
+ * replacement of the resource (allocated in `a`, freed once the stored text is built) that
+ * is stored instead — e.g. AidboxTopicDestination with its secret values taken out. id is
+ * the id being written. Returns 0, or -1 with err set. Register before http_start(). */
+typedef int (*http_rewrite_fn)(void *ctx, const json_val *res, const char *id, arena *a,
+                               json_val **out, fl_err *err);
+void http_register_rewriter(const char *type, http_rewrite_fn fn, void *ctx);
 
 /* ---- FHIR resource helpers shared with `fhirlake load` ---- */
 bool http_known_type(const char *type);

@@ -224,11 +224,15 @@ static int conf_param(const char *name, const json_val *v, const char *sfx, subs
             return -1;
         }
         c->table_mode = strcmp(v->u.s, "current") ? SUBS_APPEND : SUBS_CURRENT;
+    } else if (secret_like(name)) {
+        /* credentials: kept out of the stored resource (subs_rewrite_destination); never
+         * echo the value, not even in an error */
+        if (strcmp(sfx, "String") || !json_is(v, JSON_STRING) || !v->len) {
+            fl_err_set(err, 400, name, "parameter '%.100s' takes a non-empty valueString", name);
+            return -1;
+        }
     } else {
-        /* Never echo the value; secret-like names are reserved for the Databricks modes. */
-        fl_err_set(err, 400, name, "unknown parameter '%.100s'%s", name,
-                   secret_like(name) ? " (credentials are not used by writeMode external-direct)"
-                                     : "");
+        fl_err_set(err, 400, name, "unknown parameter '%.100s'", name);
         return -1;
     }
     return 0;
@@ -367,7 +371,7 @@ int subs_validate_destination(subs *sb, const json_val *res, fl_err *err)
     return rc;
 }
 
-/* ---- registry changes (listener, inside the write transaction) ---- */
+/* ---- secrets ---- */
 static subs_dest *live_dest(subs *sb, const char *id)
 {
     for (subs_dest *d = sb->dests; d; d = d->next)
@@ -375,6 +379,58 @@ static subs_dest *live_dest(subs *sb, const char *id)
     return NULL;
 }
 
+#define REDACTED "<redacted>"
+
+int subs_rewrite_destination(subs *sb, const json_val *res, const char *id, arena *a,
+                             json_val **out, fl_err *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&sb->mu);
+    bool live = live_dest(sb, id) != NULL;
+    pthread_mutex_unlock(&sb->mu);
+    if (live) {
+        fl_err_set(err, 405, "", "an AidboxTopicDestination is immutable: DELETE it and POST "
+                                 "a new one");
+        return -1;
+    }
+    json_val *copy = json_clone(a, res);
+    json_val *ps = json_get(copy, "parameter");
+    buf secrets = BUF_INIT;
+    jw w;
+    jw_init(&w, &secrets);
+    jw_obj_begin(&w);
+    size_t n = 0;
+    for (uint32_t i = 0; json_is(ps, JSON_ARRAY) && i < ps->len; i++) {
+        json_val *p = &ps->u.a[i];
+        const char *name = json_is(p, JSON_OBJECT) ? json_get_str(p, "name") : NULL;
+        if (!name || !secret_like(name)) continue;
+        for (uint32_t k = 0; k < p->len; k++) {
+            json_kv *kv = &p->u.o[k];
+            if (strncmp(kv->key, "value", 5) || !json_is(&kv->val, JSON_STRING)) continue;
+            jw_key(&w, name);
+            jw_strn(&w, kv->val.u.s, kv->val.len);
+            kv->val = *json_new_string(a, REDACTED, strlen(REDACTED));
+            n++;
+        }
+    }
+    jw_obj_end(&w);
+    buf_putc(&secrets, 0);
+    char jid[120];
+    snprintf(jid, sizeof jid, "subs-secret:%s", id);
+    int rc = 0;
+    if (n) { /* durable before the resource commits: a destination never lacks its secrets */
+        store_job j = {.id = jid, .kind = "subs-secret", .status = "stored", .state = secrets.p};
+        rc = store_job_put(sb->s, &j, err);
+        *out = copy;
+    } else { /* none: forget those of an earlier destination with this id */
+        fl_err e;
+        store_job_delete(sb->s, jid, &e);
+    }
+    buf_free(&secrets);
+    return rc;
+}
+
+/* ---- registry changes (listener, inside the write transaction) ---- */
 static void start_worker(subs *sb, subs_dest *d)
 {
     d->sb = sb;
@@ -589,6 +645,17 @@ static void drop_orphans(subs *sb)
             store_outbox_trim(sb->s, queue, INT64_MAX, &e);
             store_job_delete(sb->s, o.ids[i], &e);
         }
+        free(o.ids[i]);
+    }
+    free(o.ids);
+    /* secrets of destinations that no longer exist (or never committed) */
+    o = (orphan){0};
+    store_job_list(sb->s, "subs-secret", note_job, &o, &e);
+    for (size_t i = 0; i < o.n; i++) {
+        pthread_mutex_lock(&sb->mu);
+        bool live = live_dest(sb, o.ids[i] + strlen("subs-secret:")) != NULL;
+        pthread_mutex_unlock(&sb->mu);
+        if (!live) store_job_delete(sb->s, o.ids[i], &e);
         free(o.ids[i]);
     }
     free(o.ids);

@@ -41,6 +41,14 @@ int subs_validate_topic(const json_val *res, fl_err *err);
 /* Destination checks: parameters, topic known, view stored (by name or id). */
 int subs_validate_destination(subs *sb, const json_val *res, fl_err *err);
 
+/* Secret-like parameters (name contains secret/password/token/key, any case; valueString)
+ * never reach the stored resource: this write hook keeps their values in the store's job
+ * table (job "subs-secret:<id>", not served over REST) and returns in *out a copy of the
+ * destination whose values read "<redacted>" (*out NULL when there is nothing to hide).
+ * A write over a live destination fails here with 405 (immutable). */
+int subs_rewrite_destination(subs *sb, const json_val *res, const char *id, arena *a,
+                             json_val **out, fl_err *err);
+
 /* Writes the $status Parameters resource of destination id into out. -1 with 404. */
 int subs_status(subs *sb, const char *id, buf *out, fl_err *err);
 

@@ -280,8 +280,8 @@ def test_validation_and_immutability(fhir_server):
     bad(dict(d, parameter=[{"name": "viewDefinition", "valueString": "patient_flat"},
                            {"name": "writeMode", "valueString": "databricks-staging"}]), "writeMode")
     r = bad(dict(d, parameter=d["parameter"] + [
-        {"name": "clientSecret", "valueString": "hunter2-SECRET-VALUE"}]), "clientSecret")
-    assert "hunter2-SECRET-VALUE" not in r.text
+        {"name": "clientSecret", "valueInteger": 12345678}]), "clientSecret")
+    assert "12345678" not in r.text
     # a created destination is immutable
     put(srv, "AidboxTopicDestination/imm", dest("imm", skipInitialExport=True))
     r = requests.put(srv.url("AidboxTopicDestination/imm"), json=dest("imm", batchSize=7))
@@ -440,3 +440,38 @@ def test_current_mode_one_row_per_key_and_other_types_ignored(fhir_server):
     wait_for(lambda: status(srv, "cur")["messagesDelivered"] == 12, what="delivered")
     rows = table_rows(lake(srv))
     assert [(r["id"], r["family_name"], r["is_deleted"]) for r in rows] == [("same", "V9", 0)]
+
+
+def test_secret_parameters_never_echoed(fhir_server):
+    """Secret-like parameters (secret/password/token/key in the name) are accepted but their
+    values never reach the stored resource: create response, read, vread, history and
+    search all show "<redacted>"; the value is kept in the store's job table only."""
+    import sqlite3
+    srv = fhir_server
+    setup_view_topic(srv)
+    secret = "hunter2-SECRET-VALUE"
+    d = dest("sec", skipInitialExport=True)
+    d["parameter"] += [{"name": "clientSecret", "valueString": secret},
+                       {"name": "awsAccessKeyId", "valueString": secret + "-2"}]
+    r = requests.put(srv.url("AidboxTopicDestination/sec"), json=d)
+    assert r.status_code == 201, r.text
+    pages = [r.text]
+    pages.append(requests.get(srv.url("AidboxTopicDestination/sec")).text)
+    pages.append(requests.get(srv.url("AidboxTopicDestination/sec/_history/1")).text)
+    pages.append(requests.get(srv.url("AidboxTopicDestination/sec/_history")).text)
+    pages.append(requests.get(srv.url("AidboxTopicDestination")).text)
+    pages.append(requests.get(srv.url("_history")).text)
+    for text in pages:
+        assert secret not in text
+    body = requests.get(srv.url("AidboxTopicDestination/sec")).json()
+    assert {"name": "clientSecret", "valueString": "<redacted>"} in body["parameter"]
+    # it still works
+    pid = post(srv, "Patient", patient(1))["id"]
+    wait_for(lambda: [r for r in table_rows(lake(srv)) if r["id"] == pid], what="row")
+    # kept server-side, outside the resource
+    db = sqlite3.connect(os.path.join(srv.data_dir, "fhirlake.db"))
+    (state,) = db.execute("SELECT state FROM jobs WHERE id = 'subs-secret:sec'").fetchone()
+    db.close()
+    assert json.loads(state) == {"clientSecret": secret, "awsAccessKeyId": secret + "-2"}
+    # still immutable
+    assert requests.put(srv.url("AidboxTopicDestination/sec"), json=d).status_code == 405

@@ -133,9 +133,14 @@ static void test_delivery(void)
     CHECK_STR(err.where, "viewDefinition");
     char two[512];
     snprintf(two, sizeof two, "%s,{\"name\":\"apiToken\",\"valueString\":\"s3cr3t\"}", vd);
+    CHECK(check_json(sb, dest_body(two), false, &err) == 0); /* credentials are accepted */
+    snprintf(two, sizeof two, "%s,{\"name\":\"apiToken\",\"valueInteger\":987654}", vd);
     CHECK(check_json(sb, dest_body(two), false, &err) == -1);
     CHECK_STR(err.where, "apiToken");
-    CHECK(strstr(err.msg, "s3cr3t") == NULL);
+    CHECK(strstr(err.msg, "987654") == NULL);
+    snprintf(two, sizeof two, "%s,{\"name\":\"bogus\",\"valueString\":\"x\"}", vd);
+    CHECK(check_json(sb, dest_body(two), false, &err) == -1);
+    CHECK_STR(err.where, "bogus");
     snprintf(two, sizeof two, "%s,{\"name\":\"tableMode\",\"valueString\":\"upsert\"}", vd);
     CHECK(check_json(sb, dest_body(two), false, &err) == -1);
     CHECK_STR(err.where, "tableMode");
