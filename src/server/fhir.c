@@ -143,8 +143,9 @@ static void do_create(http_req *req, http_resp *resp)
     http_prepared p = {0};
     fl_err err;
     fl_err_clear(&err);
-    json_obj_remove(v, "id"); /* the server assigns ids on create */
-    if (http_prepare(v, id, &p, "", &err)) http_outcome_err(resp, &err);
+    json_obj_remove(v, "id"); /* the server assigns ids on create (the raw path skips it) */
+    if (http_prepare_raw(v, req->body, req->body_len, id, &p, "", &err))
+        http_outcome_err(resp, &err);
     else write_and_answer(req, resp, &p, -1, true);
     http_prepared_free(&p);
 }
@@ -180,7 +181,8 @@ static void do_update(http_req *req, http_resp *resp)
     http_prepared p = {0};
     fl_err err;
     fl_err_clear(&err);
-    if (http_prepare(v, req->id, &p, "", &err)) http_outcome_err(resp, &err);
+    if (http_prepare_raw(v, req->body, req->body_len, req->id, &p, "", &err))
+        http_outcome_err(resp, &err);
     else write_and_answer(req, resp, &p, if_match, false);
     http_prepared_free(&p);
 }
