@@ -64,9 +64,10 @@ asan-unit:
 pytest: all
 	@bash scripts/pytest.sh
 
-test: deps all unit asan-unit $(EXTRA_TESTS) pytest
-
 clean:
 	rm -rf build build-asan
 
 -include mk/*.mk
+
+# After the fragments: prerequisites expand when read, and mk/*.mk add to EXTRA_TESTS.
+test: deps all unit asan-unit $(EXTRA_TESTS) pytest
