@@ -191,6 +191,10 @@ static bool compile_columns(cc *c, const json_val *cols, sof_sel *s, const char 
             pathf(wn, sizeof wn, "%s.type", w);
             return verr(c, 400, wn, "%s%s must be a string", "");
         }
+        if (ty && !fhir_is_type(ty->u.s, ty->len) && strcmp(ty->u.s, "integer64")) {
+            pathf(wn, sizeof wn, "%s.type", w);
+            return verr(c, 422, wn, "unknown FHIR type '%s' (%s)", ty->u.s);
+        }
         col->ftype = ty ? ty->u.s : infer_ftype(col->e, focus_type);
         col->type = map_type(col->ftype, c->v->flags);
         col->json = (c->v->flags & SOF_KEEP_TEXT) &&

@@ -61,6 +61,7 @@ static void test_validation(void)
              "\"where\":[{\"path\":\"name.family\"}]}", 422, "where[0].path");
     bad_view("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"a\",\"path\":\"id\",\"collection\":\"yes\"}]}]}", 400, "select[0].column[0].collection");
     bad_view("{\"resource\":\"Patient\",\"select\":[{\"select\":[{\"column\":[{\"name\":\"a\",\"path\":\"nosuch(\"}]}]}]}", 400, "select[0].select[0].column[0].path");
+    bad_view("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"a\",\"path\":\"id\",\"type\":\"int\"}]}]}", 422, "select[0].column[0].type");
 }
 
 static void test_schema_types(void)
