@@ -649,6 +649,7 @@ static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it,
         return true;
     case ROWS_INT32: case ROWS_INT64:
         if (it->kind != FP_INT) return false;
+        if (t == ROWS_INT32 && (it->i < INT32_MIN || it->i > INT32_MAX)) return false;
         rows_set_int(b, col, it->i);
         return true;
     case ROWS_DOUBLE:
