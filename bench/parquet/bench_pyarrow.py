@@ -23,11 +23,13 @@ birth = pa.array([dt.date.fromisoformat(s) if s else None for s in cols[3]], pa.
 table = pa.table({"id": pa.array(cols[0], pa.string()), "ts": ts, "gender": pa.array(cols[2], pa.string()),
                   "birth_date": birth, "family_name": pa.array(cols[4], pa.string()),
                   "given_name": pa.array(cols[5], pa.string()), "is_deleted": pa.array(cols[6], pa.int32())})
-best = 1e30
+best = best_cpu = 1e30
 for _ in range(repeat):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pq.write_table(table, out, compression=codec,
                    compression_level=3 if codec == "zstd" else None)  # fhirlake's (and Spark's) zstd level
     best = min(best, time.perf_counter() - t0)
+    best_cpu = min(best_cpu, time.process_time() - c0)  # all threads of the process
 import os
-print(json.dumps({"rows": table.num_rows, "seconds": best, "file_size": os.path.getsize(out)}))
+print(json.dumps({"rows": table.num_rows, "seconds": best, "cpu_seconds": best_cpu,
+                  "file_size": os.path.getsize(out)}))

@@ -20,7 +20,8 @@
  * GZIP or no compression, statistics (min_value/max_value with the logical type's order,
  * null_count), row groups cut when buffered bytes reach row_group_bytes. Memory is bounded
  * by one row group. The file is written to a staging path and renamed onto the final path
- * by pq_writer_close(), so a reader never sees a half-written file.
+ * by pq_writer_close(), so a reader never sees a half-written file (and, with `durable`,
+ * the bytes are on disk before the name appears).
  *
  * Reader: PLAIN, PLAIN_DICTIONARY, RLE_DICTIONARY, RLE booleans, data page v1 and v2,
  * SNAPPY/ZSTD/GZIP/none, INT96 and MILLIS/MICROS/NANOS timestamps, legacy converted types.
@@ -129,6 +130,7 @@ typedef struct pq_options {
     int decimal_scale;            /* rows layer DECIMAL: default 18 */
     const char *staging_path;     /* NULL: "<path>.tmp-<uuid>" next to path */
     const char *created_by;       /* NULL: "fhirlake" */
+    bool durable;                 /* default true: fsync the file before the rename */
 } pq_options;
 void pq_options_init(pq_options *o);
 /* "snappy" | "zstd" | "gzip" | "none"/"uncompressed"; -1 if unknown. */

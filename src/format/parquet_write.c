@@ -158,27 +158,31 @@ static inline uint64_t mix(uint64_t h)
     return h ^ (h >> 29);
 }
 
-/* Hash of a dictionary candidate. One multiply per 8 bytes; the tail is loaded byte-wise
- * because a variable-length memcpy is a library call on this hot path. */
+/* Hash of a dictionary candidate: one multiply per 8 bytes; the tail is read with
+ * overlapping fixed-size loads, since a byte loop or a variable memcpy dominates for the
+ * short strings (codes, names, dates) that dictionaries are made of. */
 static inline uint64_t hash_bytes(const void *p, size_t n)
 {
     const uint8_t *s = p;
     uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)n * 0xc2b2ae3d27d4eb4full);
-    if (n == 4 || n == 8) {
-        uint64_t w = 0;
-        memcpy(&w, s, n == 4 ? 4 : 8);
-        return mix(h ^ w);
-    }
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x9fb21c651e98df25ull;
-        h ^= h >> 28;
-        s += 8;
-        n -= 8;
-    }
     uint64_t w = 0;
-    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
+    if (n >= 8) {
+        const uint8_t *end = s + n;
+        while (end - s > 8) {
+            memcpy(&w, s, 8);
+            h = (h ^ w) * 0x9fb21c651e98df25ull;
+            h ^= h >> 28;
+            s += 8;
+        }
+        memcpy(&w, end - 8, 8); /* the last 8 bytes, overlapping what came before */
+    } else if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        w = (uint64_t)hi << 32 | lo;
+    } else if (n > 0) {
+        w = (uint64_t)s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16;
+    }
     return mix(h ^ w);
 }
 
@@ -233,15 +237,17 @@ static void dict_reset(colw *c, bool enable)
     c->use_dict = enable;
 }
 
-static void col_levels(colw *c, int r, int d)
+/* Levels of one entry. Flat columns (max_rep 0) keep no repetition levels: they would all
+ * be 0, and writing them costs memory bandwidth on the hot path. */
+static inline void col_levels(colw *c, int r, int d)
 {
     if (c->n_lv == c->cap_lv) {
         c->cap_lv = c->cap_lv ? c->cap_lv * 2 : 1024;
         c->def = xrealloc(c->def, c->cap_lv * sizeof *c->def);
-        c->rep = xrealloc(c->rep, c->cap_lv * sizeof *c->rep);
+        if (c->node->max_rep) c->rep = xrealloc(c->rep, c->cap_lv * sizeof *c->rep);
     }
     c->def[c->n_lv] = (uint16_t)d;
-    c->rep[c->n_lv] = (uint16_t)r;
+    if (c->node->max_rep) c->rep[c->n_lv] = (uint16_t)r;
     c->n_lv++;
 }
 
@@ -467,7 +473,7 @@ static int flush_column(pq_writer *w, colw *c, fl_err *err)
             /* cut at a record boundary once the page is big enough or has 1M entries
              * (readers bound entries per page; a page of nulls is tiny in bytes) */
             if ((est >= w->opt.page_bytes || lv - la >= ((size_t)1 << 20)) &&
-                (lv == c->n_lv || c->rep[lv] == 0))
+                (lv == c->n_lv || !n->max_rep || c->rep[lv] == 0))
                 break;
         }
         buf_reset(&w->page);
@@ -621,6 +627,7 @@ void pq_options_init(pq_options *o)
     o->dictionary = true;
     o->decimal_precision = 38;
     o->decimal_scale = 18;
+    o->durable = true;
 }
 
 int pq_codec_parse(const char *name, pq_codec *out)
@@ -823,7 +830,7 @@ int pq_writer_close(pq_writer *w, pq_file_stats *stats, fl_err *err)
         return -1;
     }
     if (flush_row_group(w, err) || write_footer(w, err)) goto fail;
-    if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0) {
+    if (fflush(w->f) != 0 || (w->opt.durable && fsync(fileno(w->f)) != 0)) {
         fl_err_set(err, 500, w->path, "parquet: flush failed: %s", strerror(errno));
         goto fail;
     }
