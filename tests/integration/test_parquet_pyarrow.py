@@ -363,3 +363,22 @@ def test_we_read_pyarrow_nested(tool, tmp):
         {"m": {}},
         {"st": {"b": "y"}, "ll": [[3], None]},
     ]
+
+
+def test_duckdb_reads_what_we_write(tool, tmp):
+    duckdb = pytest.importorskip("duckdb")
+    cols, rows = gen_rows(2000, seed=9)
+    path, _ = write_ours(tool, tmp, cols, rows, codec="zstd", decimal=[38, 6], row_group_bytes=30000)
+    names = [c["name"] for c in cols]
+    con = duckdb.connect()
+    got = con.execute("SELECT %s FROM read_parquet(?)" % ", ".join(names), [path]).fetchall()
+    want = pq.read_table(path).to_pylist()
+    assert len(got) == len(want) == len(rows)
+    for g, w in zip(got, want):
+        for k, name in enumerate(names):
+            a, b = norm_arrow(g[k]), norm_arrow(w[name])
+            assert a == b, (name, a, b)
+    # row-group pruning on our min/max statistics must not lose rows
+    lim = sorted(r[2] for r in rows if r[2] is not None)[len(rows) // 2]
+    n = con.execute("SELECT count(*) FROM read_parquet(?) WHERE c_integer >= ?", [path, lim]).fetchone()[0]
+    assert n == sum(1 for r in rows if r[2] is not None and r[2] >= lim)
