@@ -137,21 +137,37 @@ bool fp_item_from_json(const json_val *v, const json_val *ext, const char *tname
 
 /* ---- navigation ---- */
 
+/* A primitive that has only its extension (no value: "_birthDate" alone, or a null in a
+ * value array): an element with no value, so extension() and exists() still see it. */
+static void push_ext_only(fp_vec *out, const json_val *ext, const char *tname)
+{
+    fp_item it = {.kind = FP_NODE, .ext = ext, .tname = tname};
+    fp_vec_push(out, &it);
+}
+
 static void push_json(fp_vec *out, const json_val *v, const json_val *ext, const char *tname)
 {
-    if (v->type == JSON_ARRAY) {
-        for (uint32_t i = 0; i < v->len; i++) {
+    if (!v && ext && ext->type == JSON_OBJECT) {
+        push_ext_only(out, ext, tname);
+        return;
+    }
+    if (!v || v->type == JSON_ARRAY) {
+        uint32_t n = v ? v->len : 0;
+        if (ext && ext->type == JSON_ARRAY && ext->len > n) n = ext->len;
+        for (uint32_t i = 0; i < n; i++) {
             const json_val *e = NULL;
             if (ext && ext->type == JSON_ARRAY && i < ext->len && ext->u.a[i].type == JSON_OBJECT)
                 e = &ext->u.a[i];
             fp_item it;
-            if (fp_item_from_json(&v->u.a[i], e, tname, &it)) fp_vec_push(out, &it);
+            if (v && i < v->len && fp_item_from_json(&v->u.a[i], e, tname, &it)) fp_vec_push(out, &it);
+            else if (e) push_ext_only(out, e, tname);
         }
         return;
     }
     fp_item it;
-    if (fp_item_from_json(v, ext && ext->type == JSON_OBJECT ? ext : NULL, tname, &it))
-        fp_vec_push(out, &it);
+    const json_val *e = ext && ext->type == JSON_OBJECT ? ext : NULL;
+    if (fp_item_from_json(v, e, tname, &it)) fp_vec_push(out, &it);
+    else if (e) push_ext_only(out, e, tname);
 }
 
 /* Type of a choice variant key ("valueQuantity" -> "Quantity"): from the parent's
@@ -238,10 +254,11 @@ void fp_navigate(const fp_item *it, const char *name, size_t n, fp_type_cache *t
                    isupper((unsigned char)k[n + 1]) && !cext)
             cext = &kv->val;
     }
-    if (val) {
+    if (val || ext) {
         const char *tn = it->tname ? elem_type(tc, it->tname, name, n) : NULL;
-        push_json(out, val, ext, tn);
-    } else if (cval) {
+        if (ext && ext->type != JSON_OBJECT && ext->type != JSON_ARRAY) ext = NULL;
+        if (val || ext) push_json(out, val, ext, tn);
+    } else if (cval || cext) {
         push_json(out, cval, cext, ctype);
     }
 }
@@ -550,7 +567,7 @@ bool fp_item_is_type(const fp_item *it, const char *t, size_t tn)
     if (it->tname) {
         if (name_eq(t, tn, it->tname)) return true;
         if (name_eq(t, tn, "Resource") || name_eq(t, tn, "DomainResource"))
-            return it->kind == FP_NODE && json_get(it->j, "resourceType") != NULL;
+            return it->kind == FP_NODE && it->j && json_get(it->j, "resourceType") != NULL;
         char tmp[64];
         if (tn < sizeof tmp) {
             memcpy(tmp, t, tn);

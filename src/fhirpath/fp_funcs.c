@@ -773,7 +773,7 @@ bool fp_call(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *f
         fp_vec v;
         fp_vec_init(&v, a);
         for (size_t i = 0; i < in->n; i++) {
-            const json_val *host = in->v[i].kind == FP_NODE ? in->v[i].j : in->v[i].ext;
+            const json_val *host = in->v[i].kind == FP_NODE && in->v[i].j ? in->v[i].j : in->v[i].ext;
             const json_val *ex = host ? json_get(host, "extension") : NULL;
             if (!ex || ex->type != JSON_ARRAY) continue;
             for (uint32_t k = 0; k < ex->len; k++) {
@@ -793,11 +793,13 @@ bool fp_call(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *f
         bool e = false;
         if (n->nargs && !arg_str(st, n, 0, focus, &sep, &sl, &e)) return false;
         buf b = BUF_INIT;
+        size_t nj = 0;
         for (size_t i = 0; i < in->n; i++) {
             size_t tl;
+            if (in->v[i].kind == FP_NODE && !in->v[i].j) continue;   /* no value to join */
             const char *t = text_of(a, &in->v[i], &tl);
             if (!t) return fp_err(st, n, "join() on a non-primitive item");
-            if (i) buf_put(&b, sep, sl);
+            if (nj++) buf_put(&b, sep, sl);
             buf_put(&b, t, tl);
         }
         *out = fp_one(a, fp_mk_str(arena_strndup(a, b.p ? b.p : "", b.len), b.len));

@@ -637,6 +637,7 @@ static void put_string(rows_batch *b, size_t col, const fp_item *it, arena *a)
 /* Sets one value; returns false if the item does not fit the column type (left null). */
 static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it, arena *a)
 {
+    if (it->kind == FP_NODE && !it->j) return false;   /* a primitive with only extensions */
     double d;
     size_t len;
     const char *s;
@@ -693,8 +694,10 @@ static void emit_row(ev *e, const fp_coll *row, rows_batch *out)
     for (size_t c = 0; c < sc->n; c++) {
         const fp_coll *v = &row[c];
         if (!v->n) continue;
+        if (!sc->f[c].list && v->v[0].kind == FP_NODE && !v->v[0].j) continue;  /* no value */
         if (e->v->col_json[c]) {
-            for (size_t i = 0; i < (sc->f[c].list ? v->n : 1); i++) put_json(out, c, &v->v[i]);
+            for (size_t i = 0; i < (sc->f[c].list ? v->n : 1); i++)
+                if (v->v[i].kind != FP_NODE || v->v[i].j) put_json(out, c, &v->v[i]);
         } else if (sc->f[c].list) {
             for (size_t i = 0; i < v->n; i++) put_value(out, c, sc->f[c].type, &v->v[i], e->fc.a);
         } else if (!put_value(out, c, sc->f[c].type, &v->v[0], e->fc.a)) {

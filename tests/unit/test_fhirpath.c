@@ -19,6 +19,8 @@ static const char *PT =
     "\"valueCoding\":{\"code\":\"2106-3\"}}]},{\"url\":\"http://x/sex\",\"valueCode\":\"F\"}],"
     "\"link\":[{\"other\":{\"reference\":\"Patient/p2\"}},"
     "{\"other\":{\"reference\":\"http://s/fhir/Observation/o1/_history/2\"}}],"
+    "\"address\":[{\"line\":[\"Main St\",null],\"_line\":[null,{\"extension\":[{\"url\":\"http://x/absent\","
+    "\"valueCode\":\"unknown\"}]}],\"_city\":{\"extension\":[{\"url\":\"http://x/absent\",\"valueCode\":\"asked\"}]}}],"
     "\"contact\":[{\"telecom\":[{\"system\":\"phone\",\"value\":\"1\"}]}]}";
 
 static arena *A;
@@ -161,6 +163,18 @@ static void test_types(void)
               "[\"2106-3\"]");
     CHECK_STR(ev("birthDate.extension('http://x/time').value.ofType(time)"), "[\"10:00:00\"]");
     CHECK_STR(ev("birthDate is date"), "[true]");
+    /* primitives carrying only an extension (no value) */
+    CHECK_STR(ev("deceasedDateTime.exists()"), "[false]");
+    CHECK_STR(ev("maritalStatus.exists()"), "[false]");
+    CHECK_STR(ev("address.line.count()"), "[2]");
+    CHECK_STR(ev("address.line.extension('http://x/absent').value.ofType(code)"), "[\"unknown\"]");
+    CHECK_STR(ev("address.line.join('|')"), "[\"Main St\"]");
+    CHECK_STR(ev("address.line.hasValue()"), "[false]");
+    CHECK_STR(ev("address.line.last().hasValue()"), "[false]");
+    CHECK_STR(ev("address.line.first().hasValue()"), "[true]");
+    CHECK_STR(ev("address.city.exists()"), "[true]");
+    CHECK_STR(ev("address.city.extension('http://x/absent').exists()"), "[true]");
+    CHECK_STR(ev("address.city"), "[null]");
     CHECK_STR(ev("'a' is String"), "[true]");
     CHECK_STR(ev("name.ofType(HumanName).count()"), "[2]");
     CHECK_STR(ev("gender is code"), "[true]");

@@ -180,6 +180,11 @@ static void test_eval(void)
               "ERR:422:select[0].column[0]");
     CHECK_STR(run("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"g\",\"path\":\"id\"}]}],\"where\":[{\"path\":\"id\"}]}", PTS),
               "ERR:422:where[0].path");
+    CHECK_STR(run("{\"resource\":\"Patient\",\"select\":[{\"column\":[{\"name\":\"c\",\"path\":\"address.city\"},"
+                  "{\"name\":\"l\",\"path\":\"address.line\",\"collection\":true},{\"name\":\"u\",\"path\":\"address.use\",\"type\":\"code\"}]}]}",
+                  "[{\"resourceType\":\"Patient\",\"address\":[{\"line\":[\"a\",null],\"_line\":[null,{\"extension\":[]}],"
+                  "\"_city\":{\"extension\":[]}}]}]"),
+              "{\"c\":null,\"l\":[\"a\"],\"u\":null}\n");
     const char *qr = "[{\"resourceType\":\"QuestionnaireResponse\",\"id\":\"q\",\"item\":[{\"linkId\":\"1\","
                      "\"item\":[{\"linkId\":\"1.1\",\"answer\":[{\"item\":[{\"linkId\":\"1.1.1\"}]}]}]},{\"linkId\":\"2\"}]}]";
     CHECK_STR(run("{\"resource\":\"QuestionnaireResponse\",\"select\":[{\"repeat\":[\"item\",\"answer.item\"],"
