@@ -382,3 +382,14 @@ def test_duckdb_reads_what_we_write(tool, tmp):
     lim = sorted(r[2] for r in rows if r[2] is not None)[len(rows) // 2]
     n = con.execute("SELECT count(*) FROM read_parquet(?) WHERE c_integer >= ?", [path, lim]).fetchone()[0]
     assert n == sum(1 for r in rows if r[2] is not None and r[2] >= lim)
+
+
+def test_streaming_memory_is_bounded_by_a_row_group(tool, tmp):
+    """1.5M rows through 8 MiB row groups: peak RSS stays far below the data size."""
+    out = os.path.join(tmp, "stream.parquet")
+    r = json.loads(run(tool, "stream", "1500000", out, "8"))
+    assert r["row_groups"] >= 5
+    assert r["file_size"] > 50e6       # the data is much bigger than ...
+    assert r["max_rss_mib"] < 60       # ... what the writer holds at once
+    md = pq.ParquetFile(out).metadata
+    assert md.num_rows == 1500000 and md.num_row_groups == r["row_groups"]

@@ -6,6 +6,7 @@
  *   pqtool read-json IN.parquet             generic layer; prints NDJSON records
  *   pqtool schema IN.parquet                prints the message schema
  *   pqtool bench-rows ROWS.ndjson OUT.parquet [codec] [repeat] [nosync]
+ *   pqtool stream N OUT.parquet [ROW_GROUP_MIB]   N synthetic rows streamed; prints peak RSS
  *                                           times writing patient_flat rows; prints JSON
  * SPEC.json: {"codec":"snappy","row_group_bytes":N,"page_bytes":N,"dictionary":true,
  *   "decimal":[p,s],"columns":[{"name":..,"type":"string|boolean|integer|long|double|
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static char *slurp(const char *path, size_t *n)
@@ -463,6 +465,56 @@ static int cmd_bench_rows(const char *rows_path, const char *out, const char *co
     return rc;
 }
 
+/* Streams N synthetic patient_flat rows through one reused 10k-row batch with the default
+ * options, then prints the rows, time and peak RSS: memory must stay bounded by one row
+ * group whatever N is. */
+static int cmd_stream(long nrows, const char *out, long rg_mib)
+{
+    static const char *genders[] = {"male", "female", "other", "unknown"};
+    rows_schema *rs = patient_flat_schema();
+    rows_batch *b = rows_batch_new(rs);
+    pq_options o;
+    pq_options_init(&o);
+    if (rg_mib > 0) o.row_group_bytes = (size_t)rg_mib << 20;
+    fl_err e;
+    fl_err_clear(&e);
+    int64_t t0 = fl_mono_micros();
+    pq_writer *w = pq_writer_open(out, rs, &o, &e);
+    if (!w) return die(&e);
+    for (long i = 0; i < nrows; i++) {
+        char id[48], fam[32], giv[32];
+        int idl = snprintf(id, sizeof id, "%08lx-%04lx-4%03lx-a%03lx-%012lx", i * 2654435761L % 4294967291L,
+                           i % 65521, i % 4093, (i / 7) % 4093, (long)((unsigned long)i * 11400714819323198485ul % 281474976710655ul));
+        int fl = snprintf(fam, sizeof fam, "Family%ld", (i * 31) % 5000);
+        int gl = snprintf(giv, sizeof giv, "Given%ld", (i * 17) % 3000);
+        rows_begin_row(b);
+        rows_set_str(b, 0, id, (size_t)idl);
+        rows_set_int(b, 1, 1700000000000000LL + i * 1000);
+        rows_set_str(b, 2, genders[i % 4], strlen(genders[i % 4]));
+        rows_set_int(b, 3, -20000 + (i * 37) % 36500);
+        rows_set_str(b, 4, fam, (size_t)fl);
+        rows_set_str(b, 5, giv, (size_t)gl);
+        rows_set_int(b, 6, i % 50 == 0);
+        rows_end_row(b);
+        if (b->n_rows == 10000) {
+            if (pq_write_batch(w, b, &e)) return die(&e);
+            rows_batch_clear(b);
+        }
+    }
+    if (pq_write_batch(w, b, &e)) return die(&e);
+    pq_file_stats st;
+    if (pq_writer_close(w, &st, &e)) return die(&e);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"rows\": %ld, \"seconds\": %.3f, \"row_groups\": %zu, \"file_size\": %lld, \"max_rss_mib\": %.1f}\n",
+           nrows, (double)(fl_mono_micros() - t0) / 1e6, st.num_row_groups, (long long)st.file_size,
+           (double)ru.ru_maxrss / 1024.0);
+    pq_file_stats_free(&st);
+    rows_batch_free(b);
+    rows_schema_free(rs);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[1], "write")) return cmd_write(argv[2], argv[3]);
@@ -471,10 +523,12 @@ int main(int argc, char **argv)
         return cmd_write_json(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : NULL);
     if (argc >= 3 && !strcmp(argv[1], "read-json")) return cmd_read_json(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "schema")) return cmd_schema(argv[2]);
+    if (argc >= 4 && !strcmp(argv[1], "stream"))
+        return cmd_stream(strtol(argv[2], NULL, 10), argv[3], argc > 4 ? strtol(argv[4], NULL, 10) : 0);
     if (argc >= 4 && !strcmp(argv[1], "bench-rows"))
         return cmd_bench_rows(argv[2], argv[3], argc > 4 ? argv[4] : NULL,
                               argc > 5 ? (int)strtol(argv[5], NULL, 10) : 1,
                               !(argc > 6 && !strcmp(argv[6], "nosync")));
-    fprintf(stderr, "usage: pqtool write|read|write-json|read-json|schema|bench-rows ...\n");
+    fprintf(stderr, "usage: pqtool write|read|write-json|read-json|schema|bench-rows|stream ...\n");
     return 2;
 }
