@@ -23,7 +23,8 @@ enum {
     F_GETREFERENCEKEY, F_AIDBOXTS, F_AIDBOXCTS, F_AIDBOXTXID, F_CHILDREN, F_DESCENDANTS,
     F_HASVALUE, F_ABS, F_CEILING, F_FLOOR, F_ROUND, F_TRUNCATE, F_TRACE, F_NOW, F_TODAY,
     F_ANY, F_CVT_BOOL, F_CVT_INT, F_CVT_DEC, F_CVT_STR, F_CVT_DATE, F_CVT_DATETIME,
-    F_CVT_TIME, F_AGGREGATE, F_COUNT_
+    F_CVT_TIME, F_AGGREGATE, F_LASTINDEXOF, F_SQRT, F_EXP, F_LN, F_LOG, F_POWER, F_TOCHARS,
+    F_ENCODE, F_DECODE, F_COUNT_
 };
 
 static const fp_fninfo fns[] = {
@@ -72,6 +73,11 @@ static const fp_fninfo fns[] = {
     [F_CVT_DATETIME] = {"convertsToDateTime", 0, 0, 0, 0},
     [F_CVT_TIME] = {"convertsToTime", 0, 0, 0, 0},
     [F_AGGREGATE] = {"aggregate", 1, 2, 1, 0},
+    [F_LASTINDEXOF] = {"lastIndexOf", 1, 1, 0, 0}, [F_SQRT] = {"sqrt", 0, 0, 0, 0},
+    [F_EXP] = {"exp", 0, 0, 0, 0},            [F_LN] = {"ln", 0, 0, 0, 0},
+    [F_LOG] = {"log", 1, 1, 0, 0},            [F_POWER] = {"power", 1, 1, 0, 0},
+    [F_TOCHARS] = {"toChars", 0, 0, 0, 0},    [F_ENCODE] = {"encode", 1, 1, 0, 0},
+    [F_DECODE] = {"decode", 1, 1, 0, 0},
 };
 
 int fp_fn_lookup(const char *name, size_t len)
@@ -337,6 +343,74 @@ static bool conv(fp_state *st, int fn, const fp_item *it, fp_coll *out)
     return true;
 }
 
+/* ---- encode()/decode(): hex, base64, urlbase64 ---- */
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_val(char c, bool url)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == (url ? '-' : '+')) return 62;
+    if (c == (url ? '_' : '/')) return 63;
+    return -1;
+}
+
+static bool codec(fp_state *st, const fp_node *n, const char *s, size_t sl, const char *fmt,
+                  size_t fl, fp_coll *out)
+{
+    bool hex = fl == 3 && !memcmp(fmt, "hex", 3);
+    bool url = fl == 9 && !memcmp(fmt, "urlbase64", 9);
+    if (!hex && !url && !(fl == 6 && !memcmp(fmt, "base64", 6)))
+        return fp_err(st, n, "%s(): unknown format (hex, base64, urlbase64)", n->name);
+    buf b = BUF_INIT;
+    if (n->fn == F_ENCODE && hex) {
+        for (size_t i = 0; i < sl; i++) buf_printf(&b, "%02x", (unsigned char)s[i]);
+    } else if (n->fn == F_ENCODE) {
+        for (size_t i = 0; i < sl; i += 3) {
+            unsigned v = (unsigned char)s[i] << 16;
+            if (i + 1 < sl) v |= (unsigned char)s[i + 1] << 8;
+            if (i + 2 < sl) v |= (unsigned char)s[i + 2];
+            for (int k = 0; k < 4; k++) {
+                char c = B64[(v >> (18 - 6 * k)) & 63];
+                if (url && c == '+') c = '-';
+                if (url && c == '/') c = '_';
+                buf_putc(&b, (size_t)k <= (sl - i) ? c : '=');
+            }
+        }
+    } else if (hex) {
+        if (sl % 2) goto bad;
+        for (size_t i = 0; i < sl; i += 2) {
+            char h[3] = {s[i], s[i + 1], 0};
+            char *end;
+            long v = strtol(h, &end, 16);
+            if (*end) goto bad;
+            buf_putc(&b, (char)v);
+        }
+    } else {
+        unsigned acc = 0;
+        int bits = 0;
+        for (size_t i = 0; i < sl && s[i] != '='; i++) {
+            int v = b64_val(s[i], url);
+            if (v < 0) goto bad;
+            acc = (acc << 6) | (unsigned)v;
+            bits += 6;
+            if (bits >= 8) {
+                bits -= 8;
+                buf_putc(&b, (char)((acc >> bits) & 0xFF));
+            }
+        }
+    }
+    *out = fp_one(st->ctx->a, fp_mk_str(arena_strndup(st->ctx->a, b.p ? b.p : "", b.len), b.len));
+    buf_free(&b);
+    return true;
+bad:
+    buf_free(&b);
+    *out = (fp_coll){0};
+    return true;
+}
+
 /* ---- string functions (UTF-8 aware: lengths and offsets count code points) ---- */
 
 static size_t cp_count(const char *s, size_t n)
@@ -438,6 +512,28 @@ static bool string_fn(fp_state *st, const fp_node *n, const fp_coll *in, const f
         return true;
     }
     case F_LENGTH: *out = fp_one(a, fp_mk_int((int64_t)cp_count(s, sl))); return true;
+    case F_LASTINDEXOF: {
+        const char *last = NULL;
+        for (const char *p = s; xl <= (size_t)(s + sl - p); p++) {
+            if (!memcmp(p, x, xl)) last = p;
+            if (p == s + sl) break;
+        }
+        *out = fp_one(a, fp_mk_int(last ? (int64_t)cp_count(s, (size_t)(last - s)) : -1));
+        return true;
+    }
+    case F_TOCHARS: {
+        fp_vec v;
+        fp_vec_init(&v, a);
+        for (size_t i = 0; i < sl;) {
+            size_t k = cp_offset(s + i, sl - i, 1);
+            fp_item it = fp_mk_str(s + i, k);
+            fp_vec_push(&v, &it);
+            i += k;
+        }
+        *out = fp_vec_done(&v);
+        return true;
+    }
+    case F_ENCODE: case F_DECODE: return codec(st, n, s, sl, x, xl, out);
     case F_LOWER: case F_UPPER: {
         size_t rl;
         char *r = utf8_case(a, s, sl, fn == F_UPPER, &rl);
@@ -668,11 +764,38 @@ static bool aidbox_fn(fp_state *st, const fp_node *n, fp_coll *out)
     return true;
 }
 
+/* sqrt/exp/ln/log/power: decimal results; empty where undefined (sqrt(-1), ln(0)). */
+static bool real_fn(fp_state *st, const fp_node *n, double x, const fp_coll *focus, fp_coll *out)
+{
+    arena *a = st->ctx->a;
+    double r, y = 0;
+    if (n->fn == F_LOG || n->fn == F_POWER) {
+        fp_coll c;
+        if (!fp_eval_node(st, n->args[0], focus, &c)) return false;
+        if (c.n != 1 || !fp_num_value(&c.v[0], &y) || c.v[0].kind == FP_QTY) return true;
+    }
+    switch (n->fn) {
+    case F_SQRT: r = sqrt(x); break;
+    case F_EXP: r = exp(x); break;
+    case F_LN: r = log(x); break;
+    case F_LOG: r = log(x) / log(y); break;
+    default: r = pow(x, y); break;
+    }
+    if (!isfinite(r)) return true;
+    *out = fp_one(a, fp_mk_dec_d(a, r));
+    return true;
+}
+
 static bool math_fn(fp_state *st, const fp_node *n, const fp_item *it, const fp_coll *focus,
                     fp_coll *out)
 {
     arena *a = st->ctx->a;
     *out = (fp_coll){0};
+    if (n->fn >= F_SQRT && n->fn <= F_POWER) {
+        double x;
+        if (!fp_num_value(it, &x) || it->kind == FP_QTY) return fp_err(st, n, "%s() expects a number", n->name);
+        return real_fn(st, n, x, focus, out);
+    }
     if (it->kind == FP_INT) {
         if (n->fn == F_ABS) *out = fp_one(a, fp_mk_int(it->i < 0 ? -it->i : it->i));
         else if (n->fn == F_ROUND) *out = fp_one(a, fp_mk_dec_d(a, (double)it->i));
@@ -816,7 +939,8 @@ bool fp_call(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *f
     }
     case F_STARTSWITH: case F_ENDSWITH: case F_CONTAINS: case F_INDEXOF: case F_SUBSTRING:
     case F_LOWER: case F_UPPER: case F_REPLACE: case F_MATCHES: case F_REPLACEMATCHES:
-    case F_LENGTH: case F_SPLIT: case F_TRIM:
+    case F_LENGTH: case F_SPLIT: case F_TRIM: case F_LASTINDEXOF: case F_TOCHARS:
+    case F_ENCODE: case F_DECODE:
         return string_fn(st, n, in, focus, out);
     case F_TOSTRING: case F_TOINTEGER: case F_TODECIMAL: case F_TODATE: case F_TODATETIME:
     case F_TOBOOLEAN: case F_TOTIME:
@@ -865,7 +989,8 @@ bool fp_call(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *f
     case F_HASVALUE:
         *out = one_bool(st, in->n == 1 && in->v[0].kind != FP_NODE);
         return true;
-    case F_ABS: case F_CEILING: case F_FLOOR: case F_ROUND: case F_TRUNCATE:
+    case F_ABS: case F_CEILING: case F_FLOOR: case F_ROUND: case F_TRUNCATE: case F_SQRT:
+    case F_EXP: case F_LN: case F_LOG: case F_POWER:
         if (in->n == 0) return true;
         if (in->n > 1) return fp_err(st, n, "%s() expects a single item", n->name);
         return math_fn(st, n, &in->v[0], focus, out);

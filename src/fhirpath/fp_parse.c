@@ -707,7 +707,10 @@ static const char *infer_func(const fp_node *n, const char *focus)
         {"trim", "string"}, {"split", "string"}, {"getResourceKey", "id"},
         {"getReferenceKey", "id"}, {"getAidboxTxid", "string"}, {"getAidboxTs", "instant"},
         {"getAidboxCts", "instant"}, {"toDate", "date"}, {"toDateTime", "dateTime"},
-        {"toTime", "time"}, {"now", "dateTime"}, {"today", "date"}};
+        {"toTime", "time"}, {"now", "dateTime"}, {"today", "date"},
+        {"lastIndexOf", "integer"}, {"toChars", "string"}, {"encode", "string"},
+        {"decode", "string"}, {"sqrt", "decimal"}, {"exp", "decimal"}, {"ln", "decimal"},
+        {"log", "decimal"}, {"power", "decimal"}};
     const char *base = n->base ? infer(n->base, focus) : focus;
     for (size_t i = 0; i < sizeof same / sizeof *same; i++)
         if (!strcmp(n->name, same[i])) return base;
