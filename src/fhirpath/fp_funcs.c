@@ -765,14 +765,17 @@ static bool aidbox_fn(fp_state *st, const fp_node *n, fp_coll *out)
 }
 
 /* sqrt/exp/ln/log/power: decimal results; empty where undefined (sqrt(-1), ln(0)). */
-static bool real_fn(fp_state *st, const fp_node *n, double x, const fp_coll *focus, fp_coll *out)
+static bool real_fn(fp_state *st, const fp_node *n, const fp_item *it, double x,
+                    const fp_coll *focus, fp_coll *out)
 {
     arena *a = st->ctx->a;
     double r, y = 0;
+    bool ints = false;
     if (n->fn == F_LOG || n->fn == F_POWER) {
         fp_coll c;
         if (!fp_eval_node(st, n->args[0], focus, &c)) return false;
         if (c.n != 1 || !fp_num_value(&c.v[0], &y) || c.v[0].kind == FP_QTY) return true;
+        ints = it->kind == FP_INT && c.v[0].kind == FP_INT;   /* Integer.power(Integer) */
     }
     switch (n->fn) {
     case F_SQRT: r = sqrt(x); break;
@@ -782,7 +785,9 @@ static bool real_fn(fp_state *st, const fp_node *n, double x, const fp_coll *foc
     default: r = pow(x, y); break;
     }
     if (!isfinite(r)) return true;
-    *out = fp_one(a, fp_mk_dec_d(a, r));
+    if (ints && n->fn == F_POWER && r == trunc(r) && fabs(r) < 9e18)
+        *out = fp_one(a, fp_mk_int((int64_t)r));
+    else *out = fp_one(a, fp_mk_dec_d(a, r));
     return true;
 }
 
@@ -794,7 +799,7 @@ static bool math_fn(fp_state *st, const fp_node *n, const fp_item *it, const fp_
     if (n->fn >= F_SQRT && n->fn <= F_POWER) {
         double x;
         if (!fp_num_value(it, &x) || it->kind == FP_QTY) return fp_err(st, n, "%s() expects a number", n->name);
-        return real_fn(st, n, x, focus, out);
+        return real_fn(st, n, it, x, focus, out);
     }
     if (it->kind == FP_INT) {
         if (n->fn == F_ABS) *out = fp_one(a, fp_mk_int(it->i < 0 ? -it->i : it->i));
