@@ -530,7 +530,13 @@ static int flush_row_group(pq_writer *w, fl_err *err)
     for (size_t i = 0; i < w->schema->n_leaves; i++) {
         colw *c = &w->cols[i];
         c->chunks = xrealloc(c->chunks, (k + 1) * sizeof *c->chunks);
-        if (flush_column(w, c, err)) return -1;
+        if (flush_column(w, c, err)) {
+            for (size_t j = 0; j < i; j++) { /* this row group is not counted: free its stats */
+                free(w->cols[j].chunks[k].min);
+                free(w->cols[j].chunks[k].max);
+            }
+            return -1;
+        }
         w->rg_usize[k] += c->chunks[k].uncompressed;
         w->rg_csize[k] += c->chunks[k].compressed;
     }
