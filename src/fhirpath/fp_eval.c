@@ -1058,17 +1058,14 @@ void fp_item_write_json(jw *w, const fp_item *it)
     case FP_BOOL: jw_bool(w, it->i != 0); return;
     case FP_INT: jw_int(w, it->i); return;
     case FP_DEC: jw_raw(w, it->s, it->len); return;
-    case FP_QTY: {
-        buf *o = w->out;
+    case FP_QTY:
         jw_obj_begin(w);
         jw_key(w, "value");
         jw_raw(w, it->s, it->len);
         jw_key(w, "unit");
         jw_strn(w, it->unit, it->ulen);
         jw_obj_end(w);
-        (void)o;
         return;
-    }
     default: jw_strn(w, it->s, it->len); return;
     }
 }

@@ -206,7 +206,7 @@ static bool boundary(fp_state *st, const fp_node *n, const fp_item *it, bool hig
         const char *dot = it->kind == FP_DEC ? memchr(it->s, '.', it->len) : NULL;
         int p = dot ? (int)(it->s + it->len - dot - 1) : 0;
         double half = 0.5 * pow(10, -p);
-        double r = high ? (x < 0 ? x + half : x + half) : x - half;
+        double r = high ? x + half : x - half;
         int outp = has_prec ? (int)prec : p + 1;
         if (outp < 0 || outp > 17) return true;
         char *s = arena_printf(a, "%.*f", outp, r);

@@ -614,7 +614,17 @@ static bool eval_sel(ev *e, const sof_sel *s, const fp_item *focus, int64_t idx,
 
 /* ---- typed output ---- */
 
-static void put_string(rows_batch *b, size_t col, const fp_item *it, arena *a)
+static void put_json(rows_batch *b, size_t col, const fp_item *it)
+{
+    buf o = BUF_INIT;
+    jw w;
+    jw_init(&w, &o);
+    fp_item_write_json(&w, it);
+    rows_set_str(b, col, o.p ? o.p : "", o.len);
+    buf_free(&o);
+}
+
+static void put_string(rows_batch *b, size_t col, const fp_item *it)
 {
     size_t len;
     const char *t = fp_item_text(it, &len);
@@ -625,17 +635,11 @@ static void put_string(rows_batch *b, size_t col, const fp_item *it, arena *a)
         rows_set_str(b, col, tmp, (size_t)n);
         return;
     }
-    buf o = BUF_INIT;   /* complex element: its JSON text */
-    jw w;
-    jw_init(&w, &o);
-    fp_item_write_json(&w, it);
-    rows_set_str(b, col, o.p ? o.p : "", o.len);
-    buf_free(&o);
-    (void)a;
+    put_json(b, col, it);   /* complex element: its JSON text */
 }
 
 /* Sets one value; returns false if the item does not fit the column type (left null). */
-static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it, arena *a)
+static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it)
 {
     if (it->kind == FP_NODE && !it->j) return false;   /* a primitive with only extensions */
     double d;
@@ -643,7 +647,7 @@ static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it,
     const char *s;
     int64_t us;
     switch (t) {
-    case ROWS_STRING: put_string(b, col, it, a); return true;
+    case ROWS_STRING: put_string(b, col, it); return true;
     case ROWS_BOOL:
         if (it->kind != FP_BOOL) return false;
         rows_set_int(b, col, it->i);
@@ -659,7 +663,7 @@ static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it,
         return true;
     case ROWS_DECIMAL:
         if (it->kind != FP_DEC && it->kind != FP_INT) return false;
-        put_string(b, col, it, a);
+        put_string(b, col, it);
         return true;
     case ROWS_DATE: {
         fp_dt dt;
@@ -677,16 +681,6 @@ static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it,
     return false;
 }
 
-static void put_json(rows_batch *b, size_t col, const fp_item *it)
-{
-    buf o = BUF_INIT;
-    jw w;
-    jw_init(&w, &o);
-    fp_item_write_json(&w, it);
-    rows_set_str(b, col, o.p ? o.p : "", o.len);
-    buf_free(&o);
-}
-
 static void emit_row(ev *e, const fp_coll *row, rows_batch *out)
 {
     const rows_schema *sc = e->v->schema;
@@ -699,8 +693,8 @@ static void emit_row(ev *e, const fp_coll *row, rows_batch *out)
             for (size_t i = 0; i < (sc->f[c].list ? v->n : 1); i++)
                 if (v->v[i].kind != FP_NODE || v->v[i].j) put_json(out, c, &v->v[i]);
         } else if (sc->f[c].list) {
-            for (size_t i = 0; i < v->n; i++) put_value(out, c, sc->f[c].type, &v->v[i], e->fc.a);
-        } else if (!put_value(out, c, sc->f[c].type, &v->v[0], e->fc.a)) {
+            for (size_t i = 0; i < v->n; i++) put_value(out, c, sc->f[c].type, &v->v[i]);
+        } else if (!put_value(out, c, sc->f[c].type, &v->v[0])) {
             rows_set_null(out, c);
         }
     }
