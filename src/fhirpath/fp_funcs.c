@@ -987,7 +987,10 @@ bool fp_call(fp_state *st, const fp_node *n, const fp_coll *in, const fp_coll *f
         fp_vec_init(&v, a);
         for (size_t i = 0; i < in->n; i++) children_of(&in->v[i], &v);
         if (n->fn == F_DESCENDANTS)
-            for (size_t i = 0; i < v.n; i++) children_of(&v.v[i], &v);
+            for (size_t i = 0; i < v.n; i++) {
+                fp_item cur = v.v[i];   /* v grows (and moves) while we walk it */
+                children_of(&cur, &v);
+            }
         *out = fp_vec_done(&v);
         return true;
     }

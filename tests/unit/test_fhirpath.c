@@ -128,6 +128,8 @@ static void test_existence(void)
     CHECK_STR(ev("(true | false).allTrue()"), "[false]");
     CHECK_STR(ev("(true | false).anyTrue()"), "[true]");
     CHECK_STR(ev("name.use.distinct().count()"), "[2]");
+    CHECK_STR(ev("contact.descendants().count()"), "[3]");
+    CHECK_STR(ev("contact.telecom.children().count()"), "[2]");
     CHECK_STR(ev("name.given.isDistinct()"), "[true]");
 }
 
