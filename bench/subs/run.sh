@@ -9,13 +9,13 @@
 #  3. a rate sweep ($SWEEP): the highest rate whose lag stays flat (last-third p50 of the
 #     visibility latency <= first-third p50 + sendIntervalMs/2, everything delivered).
 # Environment: FHIRLAKE, RATE (2000), SECS (15), SEND_MS (1000), BATCH (10000),
-# SWEEP ("1000 2000 3000 4000"), CONNS (16), SYNC (full|normal, default full).
+# SWEEP ("1000 2000 3000 4000 6000 8000"), CONNS (16), SYNC (full|normal, default full).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 FL="${FHIRLAKE:-$root/build/fhirlake}"
 RATE="${RATE:-2000}"; SECS="${SECS:-15}"; SEND_MS="${SEND_MS:-1000}"; BATCH="${BATCH:-10000}"
-SWEEP="${SWEEP:-1000 2000 3000 4000}"; CONNS="${CONNS:-16}"; SYNC="${SYNC:-full}"
+SWEEP="${SWEEP:-1000 2000 3000 4000 6000 8000}"; CONNS="${CONNS:-16}"; SYNC="${SYNC:-full}"
 work="$(mktemp -d /tmp/fl-subs.XXXXXX)"
 srv_pid=""
 cleanup() { [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
