@@ -42,3 +42,19 @@ PY
 done
 durable=$("$root/build/tools/pqtool" bench-rows "$rows" "$data/ours_durable.parquet" snappy 3)
 python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("result: fhirlake snappy with fsync (default, durable): %.0f rows/s (wall %.3f s, cpu %.3f s)" % (r["rows"]/r["seconds"], r["seconds"], r["cpu_seconds"]))' "$durable"
+# Read-back (rows layer into rows_batch vs pyarrow.parquet.read_table single-threaded), CPU
+# time of the whole read, on the snappy file pyarrow wrote.
+ours_r=$("$root/build/tools/pqtool" count "$data/pyarrow_snappy.parquet")
+python3 - "$data/pyarrow_snappy.parquet" "$ours_r" <<'PY'
+import json, sys, time
+import pyarrow.parquet as pq
+best = 1e30
+for _ in range(3):
+    c0 = time.process_time()
+    t = pq.read_table(sys.argv[1], use_threads=False)
+    best = min(best, time.process_time() - c0)
+o = json.loads(sys.argv[2])
+assert o["rows"] == t.num_rows
+print("result: parquet read snappy %d rows: fhirlake %.3f s cpu, pyarrow %.3f s cpu, ratio %.2fx (higher is faster)"
+      % (o["rows"], o["cpu_seconds"], best, best / o["cpu_seconds"]))
+PY

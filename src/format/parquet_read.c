@@ -351,6 +351,7 @@ static int decode_chunk(pq_reader *r, const th_val *rg, int leaf, colr *c, fl_er
     if (read_at(r, data, (size_t)csize, start, err)) return -1;
     size_t off = 0, cap = 0;
     chunk_dec cd = {NULL, 0};
+    grow_levels(r, c, (size_t)total, &cap); /* sized once from the metadata: no regrowth */
     while ((int64_t)c->n < total && off < (size_t)csize) {
         th_val h;
         size_t hl;

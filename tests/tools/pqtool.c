@@ -6,6 +6,7 @@
  *   pqtool read-json IN.parquet             generic layer; prints NDJSON records
  *   pqtool schema IN.parquet                prints the message schema
  *   pqtool bench-rows ROWS.ndjson OUT.parquet [codec] [repeat] [nosync]
+ *   pqtool count IN.parquet                 reads all rows (rows layer); prints count, CPU s
  *   pqtool stream N OUT.parquet [ROW_GROUP_MIB]   N synthetic rows streamed; prints peak RSS
  *                                           times writing patient_flat rows; prints JSON
  * SPEC.json: {"codec":"snappy","row_group_bytes":N,"page_bytes":N,"dictionary":true,
@@ -519,6 +520,28 @@ static int cmd_stream(long nrows, const char *out, long rg_mib)
     return 0;
 }
 
+/* Reads every row group through the rows layer and prints rows and CPU seconds (read
+ * throughput without the cost of printing values). */
+static int cmd_count(const char *path)
+{
+    fl_err e;
+    fl_err_clear(&e);
+    double c0 = cpu_seconds();
+    pq_reader *r = pq_reader_open(path, &e);
+    if (!r) return die(&e);
+    rows_schema *rs = pq_reader_rows_schema(r);
+    rows_batch *b = rows_batch_new(rs);
+    long n = 0;
+    int rc;
+    while ((rc = pq_read_batch(r, b, &e)) == 1) n += (long)b->n_rows;
+    if (rc < 0) return die(&e);
+    printf("{\"rows\": %ld, \"cpu_seconds\": %.3f}\n", n, cpu_seconds() - c0);
+    rows_batch_free(b);
+    rows_schema_free(rs);
+    pq_reader_close(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[1], "write")) return cmd_write(argv[2], argv[3]);
@@ -527,12 +550,13 @@ int main(int argc, char **argv)
         return cmd_write_json(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : NULL);
     if (argc >= 3 && !strcmp(argv[1], "read-json")) return cmd_read_json(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "schema")) return cmd_schema(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "count")) return cmd_count(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "stream"))
         return cmd_stream(strtol(argv[2], NULL, 10), argv[3], argc > 4 ? strtol(argv[4], NULL, 10) : 0);
     if (argc >= 4 && !strcmp(argv[1], "bench-rows"))
         return cmd_bench_rows(argv[2], argv[3], argc > 4 ? argv[4] : NULL,
                               argc > 5 ? (int)strtol(argv[5], NULL, 10) : 1,
                               !(argc > 6 && !strcmp(argv[6], "nosync")));
-    fprintf(stderr, "usage: pqtool write|read|write-json|read-json|schema|bench-rows|stream ...\n");
+    fprintf(stderr, "usage: pqtool write|read|write-json|read-json|schema|bench-rows|stream|count ...\n");
     return 2;
 }
