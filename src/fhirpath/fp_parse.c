@@ -66,7 +66,24 @@ static bool lex_string(parser *ps, char q, tok *t)
                 memcpy(hex, ps->src + p, 4);
                 unsigned cp = (unsigned)strtoul(hex, NULL, 16);
                 p += 4;
-                if (cp < 0x80) buf_putc(&b, (char)cp);
+                /* a surrogate pair \uD83D\uDE00 is one code point */
+                if (cp >= 0xD800 && cp < 0xDC00 && p + 6 <= ps->len && ps->src[p] == '\\' &&
+                    ps->src[p + 1] == 'u') {
+                    char lo[5] = {0};
+                    memcpy(lo, ps->src + p + 2, 4);
+                    unsigned c2 = (unsigned)strtoul(lo, NULL, 16);
+                    if (c2 >= 0xDC00 && c2 < 0xE000) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (c2 - 0xDC00);
+                        p += 6;
+                    }
+                }
+                if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;   /* lone surrogate */
+                if (cp >= 0x10000) {
+                    buf_putc(&b, (char)(0xF0 | (cp >> 18)));
+                    buf_putc(&b, (char)(0x80 | ((cp >> 12) & 0x3F)));
+                    buf_putc(&b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+                    buf_putc(&b, (char)(0x80 | (cp & 0x3F)));
+                } else if (cp < 0x80) buf_putc(&b, (char)cp);
                 else if (cp < 0x800) {
                     buf_putc(&b, (char)(0xC0 | (cp >> 6)));
                     buf_putc(&b, (char)(0x80 | (cp & 0x3F)));

@@ -222,6 +222,8 @@ static void test_strings(void)
     CHECK_STR(ev("name.given.where(matches('^A.n'))"), "[\"Ann\",\"Annie\"]");
     CHECK_STR(ev("'it''s'"), "ERR:400");
     CHECK_STR(ev("'it\\'s \\u0041'"), "[\"it's A\"]");
+    CHECK_STR(ev("'\\uD83D\\uDE00'.length()"), "[1]");
+    CHECK_STR(ev("'\\u00e9'.upper() = '\\u00c9'"), "[true]");
 }
 
 static void test_conversions(void)
