@@ -3,8 +3,8 @@
  * Owns the schema in DIR/fhirlake.db (WAL mode):
  *   history(rowid, rtype, id, version, ts, txid, deleted, body)  every version, tombstones
  *   current(rtype, id, version, ts, deleted)                       newest version per id
- *   counters(last_ts, last_txid)   the ts/txid allocators, read and bumped under the
- *                                  write lock so two processes on one file stay ordered
+ *   ts/txid allocation reads the newest history row (max rowid) under the write lock,
+ *   so two processes on one file stay ordered and no extra page is written per commit
  *   outbox(seq, topic, ts, payload), jobs(id, kind, status, state, created, updated)
  *
  * Writes (group commit): store_commit() queues a request; if nobody is applying a batch,
@@ -38,9 +38,6 @@ static const char *SCHEMA =
     "  ts INTEGER NOT NULL, deleted INTEGER NOT NULL,"
     "  PRIMARY KEY(rtype, id)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS current_ts ON current(rtype, ts);"
-    "CREATE TABLE IF NOT EXISTS counters(k INTEGER PRIMARY KEY CHECK(k = 1),"
-    "  last_ts INTEGER NOT NULL, last_txid INTEGER NOT NULL);"
-    "INSERT OR IGNORE INTO counters VALUES(1, 0, 0);"
     "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  topic TEXT NOT NULL, ts INTEGER NOT NULL, payload BLOB);"
     "CREATE INDEX IF NOT EXISTS outbox_topic ON outbox(topic, seq);"
@@ -49,8 +46,8 @@ static const char *SCHEMA =
 
 /* Writer statements, prepared once. */
 enum {
-    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVE, W_RELEASE, W_ROLLBACK_TO, W_GET_COUNTERS,
-    W_SET_COUNTERS, W_SEL_CUR, W_INS_HIST, W_UPS_CUR, W_INS_OUTBOX, W_N
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVE, W_RELEASE, W_ROLLBACK_TO, W_LAST,
+    W_SEL_CUR, W_INS_HIST, W_UPS_CUR, W_INS_OUTBOX, W_N
 };
 static const char *WSQL[W_N] = {
     "BEGIN IMMEDIATE",
@@ -59,8 +56,9 @@ static const char *WSQL[W_N] = {
     "SAVEPOINT req",
     "RELEASE req",
     "ROLLBACK TO req",
-    "SELECT last_ts, last_txid FROM counters WHERE k = 1",
-    "UPDATE counters SET last_ts = ?1, last_txid = ?2 WHERE k = 1",
+    /* history's rowid grows in commit order (rows are never deleted): its last row holds
+     * the newest ts and txid */
+    "SELECT ts, txid FROM history ORDER BY rowid DESC LIMIT 1",
     "SELECT version, deleted FROM current WHERE rtype = ?1 AND id = ?2",
     "INSERT INTO history(rtype, id, version, ts, txid, deleted, body)"
     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -81,7 +79,7 @@ static const char *RSQL[R_N] = {
     "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
     " h.id = c.id AND h.version = c.version WHERE c.rtype = ?1 AND c.id = ?2",
     "SELECT " RES_COLS " FROM history h WHERE rtype = ?1 AND id = ?2 AND version = ?3",
-    "SELECT last_ts FROM counters WHERE k = 1",
+    "SELECT ts FROM history ORDER BY rowid DESC LIMIT 1",
     /* Snapshot at W: the current version when it is old enough (the common case), else
      * the newest version at or before W; ids created after W find no row. */
     "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
@@ -421,7 +419,7 @@ static void run_batch(store *s, wreq *list)
         fail_all(list, &err);
         return;
     }
-    sqlite3_stmt *c = s->w[W_GET_COUNTERS];
+    sqlite3_stmt *c = s->w[W_LAST];
     int64_t last_ts = 0, last_txid = 0;
     if (sqlite3_step(c) == SQLITE_ROW) {
         last_ts = sqlite3_column_int64(c, 0);
@@ -439,10 +437,7 @@ static void run_batch(store *s, wreq *list)
             return;
         }
     }
-    sqlite3_stmt *u = s->w[W_SET_COUNTERS];
-    sqlite3_bind_int64(u, 1, last_ts);
-    sqlite3_bind_int64(u, 2, last_txid);
-    if (step_done(u) || step_done(s->w[W_COMMIT])) {
+    if (step_done(s->w[W_COMMIT])) {
         db_err(&err, s->wdb, "commit");
         step_done(s->w[W_ROLLBACK]);
         fail_all(list, &err);
