@@ -186,6 +186,26 @@ static inline uint64_t hash_bytes(const void *p, size_t n)
     return mix(h ^ w);
 }
 
+/* Equality of two byte strings of length n; inline loads for the short ones. */
+static inline bool same_bytes(const void *a, const void *b, size_t n)
+{
+    const uint8_t *x = a, *y = b;
+    uint64_t p, q, r, t;
+    if (n > 16) return memcmp(a, b, n) == 0;
+    if (n >= 8) {
+        memcpy(&p, x, 8), memcpy(&q, y, 8), memcpy(&r, x + n - 8, 8), memcpy(&t, y + n - 8, 8);
+        return p == q && r == t;
+    }
+    if (n >= 4) {
+        uint32_t e, f, g, h;
+        memcpy(&e, x, 4), memcpy(&f, y, 4), memcpy(&g, x + n - 4, 4), memcpy(&h, y + n - 4, 4);
+        return e == f && g == h;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i]) return false;
+    return true;
+}
+
 static inline const uint8_t *dict_raw(const colw *c, size_t k, size_t *len)
 {
     size_t skip = c->vsize ? 0 : 4;
@@ -286,7 +306,7 @@ static void col_value(pq_writer *w, colw *c, int r, const void *raw, size_t len)
         }
         size_t elen;
         const uint8_t *er = dict_raw(c, e - 1, &elen);
-        if (elen == len && memcmp(er, raw, len) == 0) {
+        if (elen == len && same_bytes(er, raw, len)) {
             k = e - 1;
             break;
         }
