@@ -33,7 +33,8 @@ typedef enum {
 typedef struct fp_item {
     uint8_t kind;            /* fp_kind */
     const char *tname;       /* FHIR type name if known ("Quantity", "code"...), else NULL */
-    const json_val *j;       /* JSON element this item was read from, or NULL if computed */
+    const json_val *j;       /* JSON element this item was read from, or NULL if computed;
+                              * FP_NODE with j NULL: a primitive with only extensions */
     const json_val *ext;     /* primitive extension object (the "_elem" value) or NULL */
     int64_t i;               /* BOOL (0/1), INT */
     const char *s;           /* STR/DEC/DATE/DATETIME/TIME/QTY text (not NUL-terminated) */
