@@ -553,9 +553,58 @@ static void do_search(http_req *req, http_resp *resp)
 }
 
 /* ---- metadata ---- */
+static void cs_codes(jw *w, const char *key, const char *const *codes, size_t n)
+{
+    jw_key(w, key);
+    jw_arr_begin(w);
+    for (size_t k = 0; k < n; k++) {
+        jw_obj_begin(w);
+        jw_key(w, "code");
+        jw_str(w, codes[k]);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
+static void cs_resource(void *ctx, const char *type)
+{
+    static const char *const inter[] = {"read", "vread", "update", "delete", "history-instance",
+                                        "history-type", "create", "search-type"};
+    static const char *const sp[][2] = {{"_id", "token"}, {"_lastUpdated", "date"}};
+    jw *w = ctx;
+    jw_obj_begin(w);
+    jw_key(w, "type");
+    jw_str(w, type);
+    jw_key(w, "versioning");
+    jw_str(w, "versioned-update");
+    cs_codes(w, "interaction", inter, sizeof inter / sizeof inter[0]);
+    jw_key(w, "searchParam");
+    jw_arr_begin(w);
+    for (int k = 0; k < 2; k++) {
+        jw_obj_begin(w);
+        jw_key(w, "name");
+        jw_str(w, sp[k][0]);
+        jw_key(w, "type");
+        jw_str(w, sp[k][1]);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    jw_obj_end(w);
+}
+
+static void cs_operation(jw *w, arena *a, const char *name)
+{
+    jw_obj_begin(w);
+    jw_key(w, "name");
+    jw_str(w, name);
+    jw_key(w, "definition");
+    jw_str(w, arena_printf(a, "urn:fhirlake:operation:%s", name));
+    jw_obj_end(w);
+}
+
 static void do_metadata(http_req *req, http_resp *resp)
 {
-    (void)req;
+    static const char *const sys[] = {"transaction", "batch", "history-system"};
     jw w;
     buf_reset(&resp->body);
     jw_init(&w, &resp->body);
@@ -586,76 +635,18 @@ static void do_metadata(http_req *req, http_resp *resp)
     jw_obj_begin(&w);
     jw_key(&w, "mode");
     jw_str(&w, "server");
+    jw_key(&w, "documentation");
+    jw_str(&w, "Bulk load: POST [base]/$load with NDJSON (application/fhir+ndjson) or a Bundle.");
     jw_key(&w, "resource");
     jw_arr_begin(&w);
-    static const char *const inter[] = {"read", "vread", "update", "delete", "history-instance",
-                                        "history-type", "create", "search-type"};
-    static const char *const probe[] = {"Patient", "Observation", "Encounter", "Condition",
-                                        "ViewDefinition", "Bundle", "Practitioner", "Organization"};
-    /* The full type list is long; every known type supports the same interactions, so the
-     * statement lists a representative set and says so in rest.documentation. */
-    for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
-        jw_obj_begin(&w);
-        jw_key(&w, "type");
-        jw_str(&w, probe[i]);
-        jw_key(&w, "versioning");
-        jw_str(&w, "versioned-update");
-        jw_key(&w, "conditionalUpdate");
-        jw_bool(&w, false);
-        jw_key(&w, "interaction");
-        jw_arr_begin(&w);
-        for (size_t k = 0; k < sizeof inter / sizeof inter[0]; k++) {
-            jw_obj_begin(&w);
-            jw_key(&w, "code");
-            jw_str(&w, inter[k]);
-            jw_obj_end(&w);
-        }
-        jw_arr_end(&w);
-        jw_key(&w, "searchParam");
-        jw_arr_begin(&w);
-        static const char *const sp[][2] = {{"_id", "token"}, {"_lastUpdated", "date"}};
-        for (int k = 0; k < 2; k++) {
-            jw_obj_begin(&w);
-            jw_key(&w, "name");
-            jw_str(&w, sp[k][0]);
-            jw_key(&w, "type");
-            jw_str(&w, sp[k][1]);
-            jw_obj_end(&w);
-        }
-        jw_arr_end(&w);
-        jw_obj_end(&w);
-    }
+    http_each_type(cs_resource, &w);
     jw_arr_end(&w);
-    jw_key(&w, "documentation");
-    jw_str(&w, "Every FHIR R4 resource type is supported with the interactions listed for the "
-               "representative types above. Bulk load: POST [base]/$load with NDJSON.");
-    jw_key(&w, "interaction");
-    jw_arr_begin(&w);
-    static const char *const sys[] = {"transaction", "batch", "history-system"};
-    for (size_t k = 0; k < 3; k++) {
-        jw_obj_begin(&w);
-        jw_key(&w, "code");
-        jw_str(&w, sys[k]);
-        jw_obj_end(&w);
-    }
-    jw_arr_end(&w);
+    cs_codes(&w, "interaction", sys, 3);
     jw_key(&w, "operation");
     jw_arr_begin(&w);
-    jw_obj_begin(&w);
-    jw_key(&w, "name");
-    jw_str(&w, "load");
-    jw_key(&w, "definition");
-    jw_str(&w, "urn:fhirlake:operation:load");
-    jw_obj_end(&w);
+    cs_operation(&w, req->a, "load");
     pthread_mutex_lock(&ops_mu);
-    for (int i = 0; i < n_ops; i++) {
-        jw_obj_begin(&w);
-        jw_key(&w, "name");
-        jw_str(&w, ops[i].name);
-        jw_key(&w, "definition");
-        jw_str(&w, arena_printf(req->a, "urn:fhirlake:operation:%s", ops[i].name));
-        jw_obj_end(&w);
-    }
+    for (int i = 0; i < n_ops; i++) cs_operation(&w, req->a, ops[i].name);
     pthread_mutex_unlock(&ops_mu);
     jw_arr_end(&w);
     jw_obj_end(&w);

@@ -126,6 +126,15 @@ static const rewriter *find_rewriter(const char *type)
     return NULL;
 }
 
+void http_each_type(void (*fn)(void *ctx, const char *type), void *ctx)
+{
+    for (size_t i = 0; i < N_R4; i++) fn(ctx, R4_TYPES[i]);
+    pthread_mutex_lock(&extra_mu);
+    size_t n = n_extra;
+    pthread_mutex_unlock(&extra_mu);
+    for (size_t i = 0; i < n; i++) fn(ctx, extra_types[i]);
+}
+
 bool http_known_type(const char *type)
 {
     if (!type || !*type) return false;

@@ -109,6 +109,8 @@ void http_register_rewriter(const char *type, http_rewrite_fn fn, void *ctx);
 
 /* ---- FHIR resource helpers shared with `fhirlake load` ---- */
 bool http_known_type(const char *type);
+/* Calls fn for every accepted resource type (R4 core, then registered ones). */
+void http_each_type(void (*fn)(void *ctx, const char *type), void *ctx);
 bool http_valid_id(const char *id, size_t n);   /* [A-Za-z0-9\-\._]{1,64} ('_' as Aidbox) */
 
 /* A resource ready to store: render() writes it with meta.versionId/lastUpdated set. */

@@ -33,6 +33,9 @@ def test_metadata(fhir_server_module):
     cs = r.json()
     assert cs["resourceType"] == "CapabilityStatement"
     assert cs["fhirVersion"] == "4.0.1"
+    types = {r["type"] for r in cs["rest"][0]["resource"]}
+    assert len(types) >= 146 and {"Patient", "Observation", "ViewDefinition"} <= types
+    assert any(o["name"] == "load" for o in cs["rest"][0]["operation"])
 
 
 def test_create_read_update_delete(fhir_server_module):
