@@ -48,6 +48,10 @@ cut_input() {
   echo "$out"
 }
 
+# A private copy: a rebuild of build/fhirlake during the run must not break it.
+cp "$fhirlake" "$work/fhirlake"
+fhirlake="$work/fhirlake"
+
 echo "views: fhirlake $(git rev-parse --short HEAD 2>/dev/null || echo '?'), node $(node --version)," \
      "@medplum/core $(node -p "require('./tests/js/node_modules/@medplum/core/package.json').version")"
 echo "views: Synthea data $SYNTHEA_DIR; patients $patients"
