@@ -6,6 +6,7 @@
 #include "parquet_int.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -443,6 +444,35 @@ static void chunk_minmax(colw *c)
         return;
     }
     const uint8_t *p = (const uint8_t *)c->plain.p;
+    const pq_node *n = c->node;
+    if ((n->phys == PQ_INT64 || n->phys == PQ_INT32) && n->logical != PQ_LT_INT && c->n_vals) {
+        /* typed loop for the common signed integer columns (timestamps, counts) */
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        for (size_t i = 0; i < c->n_vals; i++) {
+            int64_t x;
+            if (n->phys == PQ_INT64) {
+                memcpy(&x, p + 8 * i, 8);
+            } else {
+                int32_t y;
+                memcpy(&y, p + 4 * i, 4);
+                x = y;
+            }
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+        }
+        uint8_t raw[8];
+        for (int k = 0; k < 2; k++) {
+            int64_t x = k ? hi : lo;
+            if (n->phys == PQ_INT64) {
+                memcpy(raw, &x, 8);
+            } else {
+                int32_t y = (int32_t)x;
+                memcpy(raw, &y, 4);
+            }
+            stat_value(c, raw, (size_t)c->vsize);
+        }
+        return;
+    }
     size_t pos = 0;
     for (size_t i = 0; i < c->n_vals; i++) {
         size_t len = c->vsize ? (size_t)c->vsize : pq_get_u32(p + pos);
