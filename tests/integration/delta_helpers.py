@@ -75,6 +75,7 @@ def spark_session():
     b = (pyspark.sql.SparkSession.builder.master("local[1]").appName("fhirlake-delta-tests")
          .config("spark.ui.enabled", "false")
          .config("spark.sql.shuffle.partitions", "2")
+         .config("spark.databricks.delta.snapshotPartitions", "1")  # default 50 tasks per log replay
          .config("spark.default.parallelism", "1")
          .config("spark.sql.session.timeZone", "UTC")
          .config("spark.driver.memory", "1g")
