@@ -116,8 +116,11 @@ static json_val *remove_record(arena *a, const delta_remove *r)
     json_val *o = json_new_object(a);
     json_obj_set(a, o, "path", str(a, r->path));
     json_obj_set(a, o, "deletionTimestamp", num(a, r->deletion_ts));
-    json_val f = {.type = JSON_FALSE};
+    json_val f = {.type = JSON_FALSE}, t = {.type = JSON_TRUE};
     json_obj_set(a, o, "dataChange", &f);
+    json_obj_set(a, o, "extendedFileMetadata", &t);
+    json_obj_set(a, o, "partitionValues", json_new_object(a));
+    json_obj_set(a, o, "size", num(a, r->size));
     return wrap(a, "remove", o);
 }
 
