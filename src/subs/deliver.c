@@ -15,7 +15,7 @@
 #include "../lake/lake.h"
 #include "../sof/sof.h"
 
-#define EXPORT_CHUNK 5000     /* resources per initial-export commit */
+#define EXPORT_CHUNK 5000     /* resources per initial-export commit (FL_SUBS_EXPORT_CHUNK) */
 #define POLL_MS 20            /* queue poll when idle (listener wakes us earlier) */
 #define BACKOFF_MAX_MS 10000
 
@@ -55,6 +55,7 @@ int subs_state_load(store *s, const char *queue, subs_state *st, bool *found)
             st->attempts = jint(o, "attempts");
             st->eval_errors = jint(o, "evalErrors");
             st->export_chunks = jint(o, "exportChunks");
+            st->chunk_size = jint(o, "chunkSize");
             st->rows_sent = jint(o, "rowsSent");
             st->view_version = jint(o, "viewVersion");
             jstr(o, "exportStatus", st->export_status, sizeof st->export_status);
@@ -86,6 +87,7 @@ int subs_state_save(store *s, const char *queue, const subs_state *st, fl_err *e
     I("attempts", st->attempts);
     I("evalErrors", st->eval_errors);
     I("exportChunks", st->export_chunks);
+    I("chunkSize", st->chunk_size);
     I("rowsSent", st->rows_sent);
     I("viewVersion", st->view_version);
 #undef I
@@ -318,6 +320,17 @@ static int commit_rows(worker *w, int64_t version, lake_result *res, fl_err *err
     return lake_commit(lw, res, err);
 }
 
+/* Fault injection for the crash tests: with FL_SUBS_KILL_AFTER_COMMIT=N in the
+ * environment the process kills itself right after its N-th Delta commit (export chunk or batch), before the
+ * new position is saved — the worst moment, where only the txn action prevents a double
+ * delivery on replay. */
+static void crash_point(void)
+{
+    static atomic_long commits;
+    const char *n = getenv("FL_SUBS_KILL_AFTER_COMMIT");
+    if (n && atomic_fetch_add(&commits, 1) + 1 == atol(n)) raise(SIGKILL);
+}
+
 /* ---- initial export: snapshot at W, chunked, chunk i = batch i ---- */
 typedef struct exporter {
     worker *w;
@@ -334,6 +347,7 @@ static int flush_chunk(exporter *x)
     if (x->chunk > w->st.export_chunks) {
         lake_result res;
         if (commit_rows(w, x->chunk, &res, x->err)) return -1;
+        crash_point();
         w->st.export_chunks = x->chunk;
         w->st.next_batch = x->chunk + 1;
         w->st.rows_sent += (int64_t)w->rows->n_rows;
@@ -363,7 +377,7 @@ static int export_row(void *ctx, const store_res *r)
         }
         arena_reset(w->a);
     }
-    if (++x->in_chunk == EXPORT_CHUNK && flush_chunk(x)) {
+    if (++x->in_chunk == w->st.chunk_size && flush_chunk(x)) {
         x->rc = -1;
         return 1;
     }
@@ -373,6 +387,11 @@ static int export_row(void *ctx, const store_res *r)
 static int initial_export(worker *w, fl_err *err)
 {
     snprintf(w->st.export_status, sizeof w->st.export_status, "export-in-progress");
+    if (w->st.chunk_size <= 0) { /* fixed for the whole export: a resume replays the same chunks */
+        const char *env = getenv("FL_SUBS_EXPORT_CHUNK");
+        w->st.chunk_size = env && atol(env) > 0 ? atol(env) : EXPORT_CHUNK;
+        save(w);
+    }
     publish(w, 0, false);
     exporter x = {w, 0, 1, 0, 0, err};
     rows_batch_clear(w->rows);
@@ -489,17 +508,6 @@ static void build_rows(worker *w, const evs *q)
         }
     }
     free(keep);
-}
-
-/* Fault injection for the crash tests: with FL_SUBS_KILL_AFTER_COMMIT=N in the
- * environment the process kills itself right after its N-th live Delta commit, before the
- * new position is saved — the worst moment, where only the txn action prevents a double
- * delivery on replay. */
-static void crash_point(void)
-{
-    static atomic_long commits;
-    const char *n = getenv("FL_SUBS_KILL_AFTER_COMMIT");
-    if (n && atomic_fetch_add(&commits, 1) + 1 == atol(n)) raise(SIGKILL);
 }
 
 /* One step: plan (or replay) a batch and deliver it. Returns 1 when idle. */

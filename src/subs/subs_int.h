@@ -45,6 +45,7 @@ typedef struct subs_state {
     int64_t delivered, attempts, eval_errors;
     char export_status[24]; /* not_started, export-in-progress, completed, skipped, failed */
     int64_t export_chunks, rows_sent;
+    int64_t chunk_size;     /* resources per export chunk, fixed when the export starts */
     char view_id[72];
     int64_t view_version;
     char last_error[512];
