@@ -1137,6 +1137,79 @@ static int rows_value_raw(pq_writer *w, const colw *c, rows_type t, const rows_v
     return 0;
 }
 
+/* One cell (row r of field i): null, a scalar, or a list's elements. Fails only on bad
+ * decimal text. */
+static inline int put_cell(pq_writer *w, const rows_batch *b, size_t i, size_t r, fl_err *err)
+{
+    colw *c = &w->cols[i];
+    const rows_field *f = &b->schema->f[i];
+    const rows_col *col = &b->cols[i];
+    uint8_t tmp[32];
+    const void *raw = NULL;
+    size_t len = 0;
+    if (!f->list) {
+        if (!col->valid[r]) {
+            col_null(w, c, 0, 0);
+            w->rows_nulls[i]++;
+            return 0;
+        }
+        if (rows_value_raw(w, c, f->type, &col->vals[r], tmp, &raw, &len, err)) return -1;
+        col_value(w, c, 0, raw, len);
+        return 0;
+    }
+    uint32_t a = col->offs[r], e = col->offs[r + 1];
+    if (a == e) {
+        col_null(w, c, 0, 0);
+        w->rows_nulls[i]++;
+        return 0;
+    }
+    for (uint32_t k = a; k < e; k++) {
+        if (rows_value_raw(w, c, f->type, &col->vals[k], tmp, &raw, &len, err)) return -1;
+        col_value(w, c, k == a ? 0 : 1, raw, len);
+    }
+    return 0;
+}
+
+/* Row by row, with a rollback point per row: used when a cell can fail (decimals), so the
+ * rows before a bad one are kept and the bad row leaves no trace. */
+static int write_rows_checked(pq_writer *w, const rows_batch *b, fl_err *err)
+{
+    for (size_t r = 0; r < b->n_rows; r++) {
+        marks_take(w);
+        for (size_t i = 0; i < b->schema->n; i++) {
+            if (put_cell(w, b, i, r, err) == 0) continue;
+            for (size_t j = 0; j < i; j++) /* undo the cells of this row already counted */
+                if (rows_is_null(b, j, r)) w->rows_nulls[j]--;
+            marks_restore(w);
+            return -1;
+        }
+        if (end_record(w, err)) {
+            w->failed = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Column by column over slices of rows: one column's dictionary stays in cache while its
+ * values stream in. Row groups are cut between slices, so they may overshoot
+ * row_group_bytes by one slice. */
+static int write_rows_by_column(pq_writer *w, const rows_batch *b, fl_err *err)
+{
+    enum { SLICE = 1024 };
+    for (size_t r0 = 0; r0 < b->n_rows; r0 += SLICE) {
+        size_t r1 = b->n_rows - r0 < SLICE ? b->n_rows : r0 + SLICE;
+        for (size_t i = 0; i < b->schema->n; i++)
+            for (size_t r = r0; r < r1; r++) put_cell(w, b, i, r, err); /* cannot fail */
+        w->rg_rows += (int64_t)(r1 - r0);
+        if (w->rg_bytes >= w->opt.row_group_bytes && flush_row_group(w, err)) {
+            w->failed = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int pq_write_batch(pq_writer *w, const rows_batch *b, fl_err *err)
 {
     if (!w->rows) {
@@ -1149,48 +1222,7 @@ int pq_write_batch(pq_writer *w, const rows_batch *b, fl_err *err)
         if (strcmp(bs->f[i].name, w->rows->f[i].name) || bs->f[i].type != w->rows->f[i].type ||
             bs->f[i].list != w->rows->f[i].list)
             goto mismatch;
-    for (size_t r = 0; r < b->n_rows; r++) {
-        if (w->has_decimal) marks_take(w);
-        for (size_t i = 0; i < bs->n; i++) {
-            colw *c = &w->cols[i];
-            rows_type t = bs->f[i].type;
-            uint8_t tmp[32];
-            const void *raw = NULL;
-            size_t len = 0;
-            if (!bs->f[i].list) {
-                if (!b->cols[i].valid[r]) {
-                    col_null(w, c, 0, 0);
-                    w->rows_nulls[i]++;
-                    continue;
-                }
-                if (rows_value_raw(w, c, t, &b->cols[i].vals[r], tmp, &raw, &len, err)) goto bad;
-                col_value(w, c, 0, raw, len);
-                continue;
-            }
-            uint32_t a = b->cols[i].offs[r], e = b->cols[i].offs[r + 1];
-            if (a == e) {
-                col_null(w, c, 0, 0);
-                w->rows_nulls[i]++;
-                continue;
-            }
-            for (uint32_t k = a; k < e; k++) {
-                if (rows_value_raw(w, c, t, &b->cols[i].vals[k], tmp, &raw, &len, err)) goto bad;
-                col_value(w, c, k == a ? 0 : 1, raw, len);
-            }
-            continue;
-        bad:
-            /* undo the columns of this row written before the bad value */
-            for (size_t j = 0; j < i; j++)
-                if (rows_is_null(b, j, r)) w->rows_nulls[j]--;
-            marks_restore(w);
-            return -1;
-        }
-        if (end_record(w, err)) {
-            w->failed = true;
-            return -1;
-        }
-    }
-    return 0;
+    return w->has_decimal ? write_rows_checked(w, b, err) : write_rows_by_column(w, b, err);
 mismatch:
     fl_err_set(err, 400, w->path, "parquet: batch schema differs from the writer's schema");
     return -1;
