@@ -293,3 +293,23 @@ def test_vacuum(tmp_path):
     assert deltatool("vacuum", t, "--retention-hours", "0")[1]["deleted"] == 2
     assert sorted(files_in(t)) == sorted(snapshot(t)["files"]) and not os.path.exists(stale)
     assert len(read_rs(t)) == 30
+
+
+def test_merge_into_delta_rs_table(tmp_path):
+    """delta-rs writes a table (its own Parquet: list<string>, timestamp tz); fhirlake merges."""
+    from deltalake import write_deltalake
+    t = str(tmp_path / "rs")
+    tab = pa.table({"id": ["a", "b", "c"], "n": pa.array([1, 2, 3], pa.int64()),
+                    "tags": pa.array([["x"], None, ["y", "z"]], pa.list_(pa.string())),
+                    "seen": pa.array([10**15, 2 * 10**15, 3 * 10**15], pa.int64())
+                    .cast(pa.timestamp("us", tz="UTC")),
+                    "is_deleted": pa.array([0, 0, 0], pa.int32())})
+    write_deltalake(t, tab)
+    write_deltalake(t, tab.slice(2, 1), mode="append")
+    _, res, _ = write(t, "id:string,n:long,tags:string[]", [{"id": "b", "n": 20, "tags": ["q"]}],
+                      "--mode", "merge")
+    assert res["files_removed"] == 1 and res["rows_rewritten"] == 2
+    got = read_rs(t)
+    assert [(r["id"], r["n"], r["tags"]) for r in got] == [
+        ("a", 1, ["x"]), ("b", 20, ["q"]), ("c", 3, ["y", "z"]), ("c", 3, ["y", "z"])]
+    assert [r["seen"] for r in got if r["id"] == "a"] == ["2001-09-09T01:46:40"]
