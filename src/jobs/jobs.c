@@ -20,6 +20,7 @@
 
 #define FMT_PARQUET 100
 #define BATCH_ROWS 2048
+#define STAGING_ROW_GROUP_BYTES ((size_t)16 << 20)
 /* Truncating messages and element paths into their fixed buffers is intended. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #define SNPRINTF snprintf
@@ -503,6 +504,8 @@ static bool open_sink(chunk_run *r, const char *path, const char *tmp)
     if (r->j->fmt == FMT_PARQUET) {
         pq_options o;
         pq_options_init(&o);
+        /* small row groups: finalize reads staging back one group at a time */
+        if (r->j->lakehouse) o.row_group_bytes = STAGING_ROW_GROUP_BYTES;
         r->pq = pq_writer_open(path, r->b->schema, &o, &r->err);
         return r->pq != NULL;
     }
@@ -748,12 +751,18 @@ static void run_task(jobs_engine *e, task t)
     bool skip = j->cancel || e->stop || strcmp(j->status, "in-progress");
     pthread_mutex_unlock(&e->mu);
     if (!skip && t.c < 0) {
+        int64_t t0 = fl_mono_micros();
         run_finalize(e, j);
+        fl_log(FL_LOG_INFO, "export %s: finalize %s, %.2f s", j->id, j->status,
+               (double)(fl_mono_micros() - t0) / 1e6);
     } else if (!skip) {
         fl_err err;
         fl_err_clear(&err);
-        int64_t rows = 0;
+        int64_t rows = 0, t0 = fl_mono_micros();
         int rc = run_chunk(e, j, t.v, t.c, &rows, &err);
+        fl_log(FL_LOG_INFO, "export %s: view %s chunk %d/%d: %s, %lld rows, %.2f s", j->id,
+               j->names[t.v], t.c, j->K, rc == 0 ? "done" : rc > 0 ? "stopped" : "failed",
+               (long long)rows, (double)(fl_mono_micros() - t0) / 1e6);
         pthread_mutex_lock(&e->mu);
         size_t i = (size_t)t.v * (size_t)j->K + (size_t)t.c;
         if (rc == 0) {
