@@ -175,10 +175,11 @@ def test_file_output_and_patient_filter(srv):
     m = run_export(srv, export_params({"name": "_format", "valueString": "csv"},
                                       {"name": "patient", "valueReference": {"reference": "Patient/patient-2"}},
                                       {"name": "clientTrackingId", "valueString": "track-1"},
+                                      {"name": "chunkCount", "valueInteger": 4},
                                       kind=None))
     assert param(m, "clientTrackingId")[0]["valueString"] == "track-1"
     outs = param(m, "output")
-    assert len(outs) == 4  # one file per chunk (default 4 chunks)
+    assert len(outs) == 4  # one file per chunk
     text = ""
     total = 0
     for o in outs:
