@@ -331,55 +331,72 @@ static void crash_point(void)
     if (n && atomic_fetch_add(&commits, 1) + 1 == atol(n)) raise(SIGKILL);
 }
 
-/* ---- initial export: snapshot at W, chunked, chunk i = batch i ---- */
-typedef struct exporter {
-    worker *w;
-    int64_t seen;        /* resources scanned */
-    int64_t chunk;       /* current chunk number (1-based) */
-    int64_t in_chunk;
-    int rc;
-    fl_err *err;
-} exporter;
+/* ---- initial export: snapshot at W, chunked, chunk i = batch i ----
+ * Two phases so no store connection is held while a chunk is written (a scan callback
+ * that wrote state or waited on the registry lock could starve the connection pool):
+ * first the (id, version) of every resource live at W, then chunk by chunk each version
+ * is read back, evaluated and committed. The id list is in the scan's order (by id), so a
+ * resume rebuilds the very same chunks. */
+typedef struct idver {
+    const char *id;
+    int64_t version, ts;
+} idver;
 
-static int flush_chunk(exporter *x)
+typedef struct idlist {
+    worker *w;
+    idver *v;
+    size_t n, cap;
+    arena *a;
+} idlist;
+
+static int note_idver(void *ctx, const store_res *r)
 {
-    worker *w = x->w;
-    if (x->chunk > w->st.export_chunks) {
-        lake_result res;
-        if (commit_rows(w, x->chunk, &res, x->err)) return -1;
-        crash_point();
-        w->st.export_chunks = x->chunk;
-        w->st.next_batch = x->chunk + 1;
-        w->st.rows_sent += (int64_t)w->rows->n_rows;
-        save(w);
-        publish(w, 0, false);
+    idlist *l = ctx;
+    if (stop_requested(l->w)) return 1;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+        if (!l->v) abort();
     }
-    rows_batch_clear(w->rows);
-    x->chunk++;
-    x->in_chunk = 0;
+    l->v[l->n++] = (idver){arena_strdup(l->a, r->id), r->version, r->ts};
     return 0;
 }
 
-static int export_row(void *ctx, const store_res *r)
+/* Evaluates resources [from, to) of the list into w->rows. */
+static void export_rows(worker *w, const char *type, const idver *v, size_t from, size_t to)
 {
-    exporter *x = ctx;
-    worker *w = x->w;
-    if (stop_requested(w)) {
-        x->rc = 1;
-        return 1;
-    }
-    if (x->chunk > w->st.export_chunks) { /* chunks already committed are skipped */
+    rows_batch_clear(w->rows);
+    for (size_t i = from; i < to; i++) {
+        store_res r;
         fl_err e;
         fl_err_clear(&e);
-        if (eval_body(w, r->body, r->body_len, r->ts, &e) < 0) {
+        if (store_read(w->s, w->a, type, v[i].id, v[i].version, &r, &e) != 0 ||
+            eval_body(w, r.body, r.body_len, v[i].ts, &e) < 0) {
             w->st.eval_errors++;
-            snprintf(w->st.last_error, sizeof w->st.last_error, "%.60s/%.64s: %.300s", r->type, r->id, e.msg);
+            snprintf(w->st.last_error, sizeof w->st.last_error, "%.60s/%.64s: %.300s", type,
+                     v[i].id, e.msg);
         }
         arena_reset(w->a);
     }
-    if (++x->in_chunk == w->st.chunk_size && flush_chunk(x)) {
-        x->rc = -1;
-        return 1;
+}
+
+static int export_chunks(worker *w, const idlist *l, fl_err *err)
+{
+    const char *type = sof_view_resource_type(w->view);
+    size_t cs = (size_t)w->st.chunk_size;
+    int64_t n_chunks = l->n ? (int64_t)((l->n + cs - 1) / cs) : 1; /* 1: create the table */
+    for (int64_t c = w->st.export_chunks + 1; c <= n_chunks; c++) {
+        if (stop_requested(w)) return 1;
+        size_t from = (size_t)(c - 1) * cs, to = from + cs < l->n ? from + cs : l->n;
+        export_rows(w, type, l->v, from, to);
+        lake_result res;
+        if (commit_rows(w, c, &res, err)) return -1;
+        crash_point();
+        w->st.export_chunks = c;
+        w->st.next_batch = c + 1;
+        w->st.rows_sent += (int64_t)w->rows->n_rows;
+        save(w);
+        publish(w, 0, false);
     }
     return 0;
 }
@@ -393,12 +410,13 @@ static int initial_export(worker *w, fl_err *err)
         save(w);
     }
     publish(w, 0, false);
-    exporter x = {w, 0, 1, 0, 0, err};
-    rows_batch_clear(w->rows);
-    int rc = store_scan(w->s, sof_view_resource_type(w->view), w->d->created_ts, 0, export_row,
-                        &x, err);
-    if (rc == 0 && x.rc) rc = x.rc;
-    if (rc == 0 && (x.in_chunk || x.chunk == 1)) rc = flush_chunk(&x);
+    idlist l = {.w = w, .a = arena_new(0)};
+    int rc = store_scan(w->s, sof_view_resource_type(w->view), w->d->created_ts, 0, note_idver,
+                        &l, err);
+    if (rc == 0 && stop_requested(w)) rc = 1;
+    if (rc == 0) rc = export_chunks(w, &l, err);
+    free(l.v);
+    arena_free(l.a);
     rows_batch_clear(w->rows);
     if (rc == 0) {
         snprintf(w->st.export_status, sizeof w->st.export_status, "completed");
