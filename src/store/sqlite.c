@@ -767,9 +767,12 @@ int store_history(store *s, const char *type, const char *id, int64_t since, lon
                   long count, store_row_fn fn, void *ctx, long *total, fl_err *err)
 {
     /* ?1/?2 NULL mean "any"; written so each level still uses its index. */
-    const char *filter = id     ? "rtype = ?1 AND id = ?2 AND ts >= ?3"
+    const char *filter = id     ? "rtype = ?1 AND id = ?2 AND +ts >= ?3"
                          : type ? "rtype = ?1 AND ?2 IS NULL AND ts >= ?3"
                                 : "?1 IS NULL AND ?2 IS NULL AND ts >= ?3";
+    /* Newest first, in an order each level's index already has (no sort of the whole
+     * history): versions of one id; (rtype, ts, rowid) of a type; rowid = commit order. */
+    const char *order = id ? "version DESC" : type ? "ts DESC, rowid DESC" : "rowid DESC";
     char sql[512];
     rconn *c = rc_get(s);
     if (total) {
@@ -777,8 +780,8 @@ int store_history(store *s, const char *type, const char *id, int64_t since, lon
         *total = (long)count_of(c->db, sql, type, id, since);
     }
     snprintf(sql, sizeof sql,
-             "SELECT " RES_COLS " FROM history h WHERE %s ORDER BY ts DESC, version DESC"
-             " LIMIT ?4 OFFSET ?5", filter);
+             "SELECT " RES_COLS " FROM history h WHERE %s ORDER BY %s LIMIT ?4 OFFSET ?5",
+             filter, order);
     sqlite3_stmt *st = NULL;
     int ret = -1;
     if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
