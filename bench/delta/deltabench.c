@@ -2,7 +2,7 @@
  * The rows (the same deterministic values bench/delta/peer_append.py gives delta-rs) are
  * built in memory first, untimed, in batches of 65536; then one lake writer appends them
  * all and commits, timed; best of R runs, each into a fresh table directory.
- *   deltabench N TABLE_DIR CODEC R   -> prints {"rows":N,"seconds":S,"bytes":B}
+ *   deltabench N TABLE_DIR CODEC R [THREADS] -> prints {"rows":N,"seconds":S,"bytes":B}
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +49,7 @@ static void fill(rows_batch *b, int64_t from, int64_t to)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: deltabench N TABLE_DIR CODEC RUNS\n");
+        fprintf(stderr, "usage: deltabench N TABLE_DIR CODEC RUNS [THREADS]\n");
         return 2;
     }
     int64_t n = atoll(argv[1]);
@@ -65,6 +65,7 @@ int main(int argc, char **argv)
     lake_options o;
     lake_options_init(&o);
     o.mode = LAKE_APPEND;
+    o.threads = argc > 5 ? atoi(argv[5]) : 1;
     if (pq_codec_parse(argv[3], &o.codec) != 0) return 2;
     double best = 1e30;
     int64_t bytes = 0;

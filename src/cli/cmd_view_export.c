@@ -1,6 +1,6 @@
 /* cmd_view_export.c: `fhirlake view export VIEW.json INPUT... --to PATH [--mode merge|append|
  * overwrite] [--key COLUMN] [--codec snappy|zstd|none] [--delete-absent] [--file-rows N]
- * [--app ID --app-version N]`: the offline pipeline. NDJSON files, Bundles or single
+ * [--app ID --app-version N] [--threads N]`: the offline pipeline. NDJSON files, Bundles or single
  * resources (a FHIR Bulk Data export, "-" = stdin) go through the ViewDefinition into one
  * atomic Delta commit (lake.h). Default mode merge on the view's key column (its
  * getResourceKey() or id column). Memory stays bounded: input is read line by line, rows go
@@ -114,13 +114,15 @@ static int usage(void)
 {
     fprintf(stderr, "usage: fhirlake view export VIEW.json INPUT... --to PATH [--mode merge|append|"
                     "overwrite]\n       [--key COLUMN] [--codec snappy|zstd|none] "
-                    "[--delete-absent] [--file-rows N] [--app ID --app-version N]\n");
+                    "[--delete-absent] [--file-rows N] [--app ID --app-version N]\n"
+                    "       [--threads N]  (data files written in parallel)\n");
     return 2;
 }
 
 typedef struct args {
     const char *view, *to, *mode, *key, *codec, *app;
     int64_t app_version, file_rows;
+    int threads;
     bool delete_absent;
     const char **inputs;
     int n_inputs;
@@ -140,6 +142,7 @@ static int parse_args(int argc, char **argv, args *a)
         else if (!strcmp(s, "--app") && has) a->app = argv[++i];
         else if (!strcmp(s, "--app-version") && has) a->app_version = atoll(argv[++i]);
         else if (!strcmp(s, "--file-rows") && has) a->file_rows = atoll(argv[++i]);
+        else if (!strcmp(s, "--threads") && has) a->threads = atoi(argv[++i]);
         else if (!strcmp(s, "--delete-absent")) a->delete_absent = true;
         else if (s[0] == '-' && s[1] == '-') {
             fprintf(stderr, "fhirlake view export: unknown option %s\n", s);
@@ -196,6 +199,7 @@ static int options_from(const args *a, const sof_view *v, lake_options *o, fl_er
     }
     o->delete_absent = a->delete_absent;
     o->file_rows = a->file_rows;
+    o->threads = a->threads;
     o->app_id = a->app;
     o->app_version = a->app_version;
     return 0;

@@ -4,6 +4,7 @@
 #include "lake.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,14 @@ typedef struct keyset {
     arena *mem;
 } keyset;
 
+/* A data file being written by one thread. */
+typedef struct data_slot {
+    pq_writer *pw;
+    char *key;
+    size_t bytes;
+    int64_t rows;
+} data_slot;
+
 struct lake_writer {
     objstore *os;
     delta_snapshot *snap;
@@ -36,10 +45,8 @@ struct lake_writer {
     char *new_schema_string;     /* NULL: the table's schema is unchanged */
     bool creating, skip;
     int in_key;                  /* key column in in_schema (merge) */
-    pq_writer *cur;              /* data file being written */
-    char *cur_key;
-    size_t cur_bytes;
-    int64_t cur_rows;
+    data_slot slots[LAKE_MAX_THREADS];  /* data files being written, one per thread */
+    int n_slots;
     added_file *added;           /* new-row files (kept across merge retries) */
     size_t n_added, cap_added;
     added_file *rewritten;       /* rewrite outputs of the current attempt */
@@ -262,6 +269,7 @@ lake_writer *lake_writer_open(const char *url, const rows_schema *schema,
     w->o.key = w->key_col;
     w->o.app_id = w->app_id;
     if (!w->o.file_bytes) w->o.file_bytes = (size_t)128 << 20;
+    w->n_slots = o->threads < 1 ? 1 : o->threads > LAKE_MAX_THREADS ? LAKE_MAX_THREADS : o->threads;
     w->in_schema = rows_schema_copy(schema);
     if (rows_schema_find(schema, DELTA_IS_DELETED) < 0) {
         rows_schema_add(w->in_schema, DELTA_IS_DELETED, ROWS_INT32, false);
@@ -344,15 +352,24 @@ static int close_data_file(pq_writer *pw, char *key, added_file *out, fl_err *er
     return 0;
 }
 
-static int finish_current(lake_writer *w, fl_err *err)
+static int finish_slot(lake_writer *w, data_slot *d, fl_err *err)
 {
-    if (!w->cur) return 0;
+    if (!d->pw) return 0;
     added_file f;
-    int rc = close_data_file(w->cur, w->cur_key, &f, err);
-    w->cur = NULL;
-    w->cur_key = NULL;
+    int rc = close_data_file(d->pw, d->key, &f, err);
+    d->pw = NULL;
+    d->key = NULL;
+    d->bytes = 0;
+    d->rows = 0;
     if (rc != 0) return -1;
     push_file(&w->added, &w->n_added, &w->cap_added, f);
+    return 0;
+}
+
+static int finish_all(lake_writer *w, fl_err *err)
+{
+    for (int i = 0; i < w->n_slots; i++)
+        if (finish_slot(w, &w->slots[i], err) != 0) return -1;
     return 0;
 }
 
@@ -391,6 +408,66 @@ static void note_keys(lake_writer *w, const rows_batch *b)
     }
 }
 
+/* Rows [lo, hi) of b as a borrowed batch: list offsets stay absolute into vals. */
+static void slice_view(const rows_batch *b, size_t lo, size_t hi, rows_col *cols, rows_batch *out)
+{
+    *out = *b;
+    out->n_rows = hi - lo;
+    out->cols = cols;
+    for (size_t c = 0; c < b->schema->n; c++) {
+        cols[c] = b->cols[c];
+        if (b->schema->f[c].list) cols[c].offs = b->cols[c].offs + lo;
+        else {
+            cols[c].vals = b->cols[c].vals + lo;
+            cols[c].valid = b->cols[c].valid + lo;
+        }
+    }
+}
+
+typedef struct slice_job {
+    pq_writer *pw;
+    rows_batch view;
+    fl_err err;
+    int rc;
+} slice_job;
+
+static void *slice_run(void *arg)
+{
+    slice_job *j = arg;
+    j->rc = pq_write_batch(j->pw, &j->view, &j->err);
+    return NULL;
+}
+
+/* Writes b across the slots, one contiguous row range per slot, in parallel. */
+static int write_slices(lake_writer *w, const rows_batch *b, int n, fl_err *err)
+{
+    slice_job jobs[LAKE_MAX_THREADS];
+    rows_col *cols = malloc((size_t)n * b->schema->n * sizeof *cols);
+    pthread_t th[LAKE_MAX_THREADS];
+    bool started[LAKE_MAX_THREADS] = {false};
+    if (!cols) abort();
+    for (int i = 0; i < n; i++) {
+        size_t lo = b->n_rows * (size_t)i / (size_t)n, hi = b->n_rows * (size_t)(i + 1) / (size_t)n;
+        jobs[i] = (slice_job){.pw = w->slots[i].pw};
+        slice_view(b, lo, hi, cols + (size_t)i * b->schema->n, &jobs[i].view);
+        w->slots[i].rows += (int64_t)(hi - lo);
+        w->slots[i].bytes += rows_batch_bytes(b) / (size_t)n;
+        if (i > 0) started[i] = pthread_create(&th[i], NULL, slice_run, &jobs[i]) == 0;
+        if (i > 0 && !started[i]) slice_run(&jobs[i]);  /* no thread: do it here */
+    }
+    slice_run(&jobs[0]);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        if (jobs[i].rc != 0 && rc == 0) {
+            *err = jobs[i].err;
+            rc = -1;
+        }
+    }
+    free(cols);
+    return rc;
+}
+
 int lake_write(lake_writer *w, const rows_batch *b, fl_err *err)
 {
     if (w->skip || b->n_rows == 0) return 0;
@@ -399,16 +476,20 @@ int lake_write(lake_writer *w, const rows_batch *b, fl_err *err)
         return -1;
     }
     if (w->o.mode == LAKE_MERGE) note_keys(w, b);
-    if (!w->cur && !(w->cur = open_data_file(w, w->in_schema, &w->cur_key, err))) return -1;
+    /* Small batches go to one file: splitting them would only make small files. */
+    int n = b->n_rows >= (size_t)w->n_slots * 4096 ? w->n_slots : 1;
+    for (int i = 0; i < n; i++)
+        if (!w->slots[i].pw &&
+            !(w->slots[i].pw = open_data_file(w, w->in_schema, &w->slots[i].key, err)))
+            return -1;
     rows_batch view;
-    if (pq_write_batch(w->cur, with_is_deleted(w, b, &view), err) != 0) return -1;
-    w->cur_rows += (int64_t)b->n_rows;
-    w->cur_bytes += rows_batch_bytes(b);
+    if (write_slices(w, with_is_deleted(w, b, &view), n, err) != 0) return -1;
     w->res.rows_added += (int64_t)b->n_rows;
-    if (w->cur_bytes >= w->o.file_bytes || (w->o.file_rows && w->cur_rows >= w->o.file_rows)) {
-        w->cur_bytes = 0;
-        w->cur_rows = 0;
-        return finish_current(w, err);
+    for (int i = 0; i < n; i++) {
+        data_slot *d = &w->slots[i];
+        if ((d->bytes >= w->o.file_bytes || (w->o.file_rows && d->rows >= w->o.file_rows)) &&
+            finish_slot(w, d, err) != 0)
+            return -1;
     }
     return 0;
 }
@@ -635,7 +716,7 @@ int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
         w->res.skipped = true;
         w->res.version = w->snap->version;
         w->res.rows_added = 0;
-    } else if (finish_current(w, err) != 0) rc = -1;
+    } else if (finish_all(w, err) != 0) rc = -1;
     else {
         if (w->o.mode == LAKE_MERGE) key_range(w);
         w->res.files_added = (int64_t)w->n_added;
@@ -665,8 +746,10 @@ int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
 void lake_abort(lake_writer *w)
 {
     if (!w) return;
-    if (w->cur) pq_writer_abort(w->cur);
-    free(w->cur_key);
+    for (int i = 0; i < w->n_slots; i++) {
+        if (w->slots[i].pw) pq_writer_abort(w->slots[i].pw);
+        free(w->slots[i].key);
+    }
     if (w->os) {
         delete_files(w, w->added, &w->n_added);
         delete_files(w, w->rewritten, &w->n_rewritten);

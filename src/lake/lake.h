@@ -6,7 +6,9 @@
  *    status 422 before anything is written), and refuses a non-empty directory that is not
  *    a Delta table, and tables we cannot write (see delta_check_writable).
  *  - lake_write() streams batches into Parquet data files (cut at file_bytes / file_rows);
- *    memory stays bounded by one row group plus, for merge, the set of incoming keys.
+ *    memory stays bounded by one row group per thread plus, for merge, the set of
+ *    incoming keys. With threads > 1 each big batch is split into row ranges written to
+ *    `threads` files at once; lake_write returns when all are done (b may then be reused).
  *    Every row gets is_deleted = 0 unless the batch carries that column itself.
  *  - lake_commit() makes it all visible in one Delta commit:
  *      append    add the new files;
@@ -32,6 +34,8 @@
 
 typedef enum { LAKE_APPEND = 0, LAKE_MERGE, LAKE_OVERWRITE } lake_mode;
 
+#define LAKE_MAX_THREADS 16
+
 typedef struct lake_options {
     lake_mode mode;
     const char *key;          /* merge: key column (a string column); required */
@@ -39,6 +43,8 @@ typedef struct lake_options {
     pq_codec codec;           /* default snappy */
     size_t file_bytes;        /* cut data files at about this many (raw) bytes; 128 MiB */
     int64_t file_rows;        /* ... or rows; 0 = no row limit */
+    int threads;              /* data files written in parallel (each batch is split in
+                               * row ranges, one file per thread); default 1 */
     const char *app_id;       /* txn action, NULL for none */
     int64_t app_version;
 } lake_options;

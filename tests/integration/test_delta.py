@@ -313,3 +313,13 @@ def test_merge_into_delta_rs_table(tmp_path):
     assert [(r["id"], r["n"], r["tags"]) for r in got] == [
         ("a", 1, ["x"]), ("b", 20, ["q"]), ("c", 3, ["y", "z"]), ("c", 3, ["y", "z"])]
     assert [r["seen"] for r in got if r["id"] == "a"] == ["2001-09-09T01:46:40"]
+
+
+def test_parallel_data_files(tmp_path):
+    t = str(tmp_path / "t")
+    rows = [{"id": f"k{i:06d}", "n": i, "tags": [str(i)] if i % 3 else None} for i in range(30000)]
+    _, res, _ = write(t, "id:string,n:long,tags:string[]", rows, "--mode", "append",
+                      "--threads", "3", "--batch", "20000")
+    assert res["files_added"] == 3  # 20,000 rows split in 3 files; the small rest joins file 1
+    got = read_rs(t)
+    assert [(r["id"], r["n"], r["tags"]) for r in got] == [(r["id"], r["n"], r["tags"]) for r in rows]

@@ -4,7 +4,8 @@
  *
  *   deltatool write TABLE --schema "id:string,n:long,tags:string[]" [--mode merge|append|
  *             overwrite] [--key COL] [--codec snappy|zstd|none] [--delete-absent]
- *             [--app ID --app-version N] [--file-rows N] [--batch N] < rows.ndjson
+ *             [--app ID --app-version N] [--file-rows N] [--batch N] [--threads N]
+ *             < rows.ndjson
  *   deltatool snapshot TABLE [--version N]
  *   deltatool checkpoint TABLE
  *   deltatool vacuum TABLE [--retention-hours H] [--dry-run]
@@ -138,6 +139,8 @@ static int cmd_write(const char *table, int argc, char **argv)
     o.app_version = av ? atoll(av) : 0;
     const char *fr = arg(argc, argv, "--file-rows");
     o.file_rows = fr ? atoll(fr) : 0;
+    const char *th = arg(argc, argv, "--threads");
+    o.threads = th ? atoi(th) : 1;
     const char *bs = arg(argc, argv, "--batch");
     size_t batch_rows = bs ? (size_t)atoll(bs) : 10000;
     fl_err err = {0};
