@@ -16,7 +16,8 @@
  *      (optional group f (LIST) { repeated group list { optional T element; } }).
  *
  * Writer: PLAIN and RLE_DICTIONARY (falls back to PLAIN for a column chunk whose dictionary
- * outgrows dict_bytes), RLE/bit-packed hybrid levels, data page v1, SNAPPY (default), ZSTD,
+ * outgrows dict_bytes), RLE/bit-packed hybrid levels, data page v1 (v2 as an option), SNAPPY
+ * (default), ZSTD,
  * GZIP or no compression, statistics (min_value/max_value with the logical type's order,
  * null_count), row groups cut when buffered bytes reach row_group_bytes. Memory is bounded
  * by one row group. The file is written to a staging path and renamed onto the final path
@@ -131,6 +132,7 @@ typedef struct pq_options {
     const char *staging_path;     /* NULL: "<path>.tmp-<uuid>" next to path */
     const char *created_by;       /* NULL: "fhirlake" */
     bool durable;                 /* default true: fsync the file before the rename */
+    bool page_v2;                 /* default false: data page v1, as Spark writes */
 } pq_options;
 void pq_options_init(pq_options *o);
 /* "snappy" | "zstd" | "gzip" | "none"/"uncompressed"; -1 if unknown. */

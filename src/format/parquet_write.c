@@ -69,7 +69,7 @@ struct pq_writer {
     size_t rg_bytes;
     size_t n_rg;
     int64_t *rg_nrows, *rg_offset, *rg_usize, *rg_csize;
-    buf page, comp;        /* scratch */
+    buf page, comp, lvl;   /* scratch: page body, compressed body, v2 levels */
     void *zctx;            /* zstd context reused across pages */
     bool failed;
 };
@@ -381,6 +381,39 @@ static int emit_page(pq_writer *w, int type, int32_t num_values, int encoding, i
     return rc ? -1 : 0;
 }
 
+/* Data page v2: levels (in w->lvl: repetition then definition) stay uncompressed in front
+ * of the compressed values (w->page), their lengths in the header. */
+static int emit_page_v2(pq_writer *w, int32_t num_values, int32_t num_nulls, int32_t num_rows,
+                        int encoding, size_t rep_len, size_t def_len, int64_t *usize,
+                        int64_t *csize, fl_err *err)
+{
+    buf_reset(&w->comp);
+    if (pq_compress(w->opt.codec, w->opt.level, w->page.p, w->page.len, &w->comp, &w->zctx, err))
+        return -1;
+    buf hdr = BUF_INIT;
+    tw t;
+    tw_init(&t, &hdr);
+    tw_i32(&t, 1, PQP_DATA_V2);
+    tw_i32(&t, 2, (int32_t)(w->lvl.len + w->page.len));
+    tw_i32(&t, 3, (int32_t)(w->lvl.len + w->comp.len));
+    tw_struct_begin(&t, 8);
+    tw_i32(&t, 1, num_values);
+    tw_i32(&t, 2, num_nulls);
+    tw_i32(&t, 3, num_rows);
+    tw_i32(&t, 4, encoding);
+    tw_i32(&t, 5, (int32_t)def_len);
+    tw_i32(&t, 6, (int32_t)rep_len);
+    tw_bool(&t, 7, true);
+    tw_struct_end(&t);
+    tw_struct_end(&t);
+    int rc = write_out(w, hdr.p, hdr.len, err) || write_out(w, w->lvl.p, w->lvl.len, err) ||
+             write_out(w, w->comp.p, w->comp.len, err);
+    *usize += (int64_t)(hdr.len + w->lvl.len + w->page.len);
+    *csize += (int64_t)(hdr.len + w->lvl.len + w->comp.len);
+    buf_free(&hdr);
+    return rc ? -1 : 0;
+}
+
 static void put_levels(buf *page, const uint16_t *lv, size_t n, int max)
 {
     size_t at = page->len;
@@ -527,17 +560,37 @@ static int flush_column(pq_writer *w, colw *c, fl_err *err)
                 break;
         }
         buf_reset(&w->page);
-        if (n->max_rep > 0) put_levels(&w->page, c->rep + la, lv - la, n->max_rep);
-        if (n->max_def > 0) put_levels(&w->page, c->def + la, lv - la, n->max_def);
+        size_t rep_len = 0, def_len = 0;
+        if (w->opt.page_v2) {
+            buf_reset(&w->lvl);
+            if (n->max_rep > 0) pq_rle_encode16(&w->lvl, c->rep + la, lv - la, pq_bit_width((uint64_t)n->max_rep));
+            rep_len = w->lvl.len;
+            if (n->max_def > 0) pq_rle_encode16(&w->lvl, c->def + la, lv - la, pq_bit_width((uint64_t)n->max_def));
+            def_len = w->lvl.len - rep_len;
+        } else {
+            if (n->max_rep > 0) put_levels(&w->page, c->rep + la, lv - la, n->max_rep);
+            if (n->max_def > 0) put_levels(&w->page, c->def + la, lv - la, n->max_def);
+        }
         if (c->use_dict) {
             buf_putc(&w->page, (char)bw);
             pq_rle_encode(&w->page, c->idx + vstart, va - vstart, bw);
         } else {
             put_plain_values(&w->page, c, vstart, va, &ppos);
         }
-        if (emit_page(w, PQP_DATA, (int32_t)(lv - la), c->use_dict ? PQE_RLE_DICTIONARY : PQE_PLAIN,
-                      &m->uncompressed, &m->compressed, err))
-            return -1;
+        int enc = c->use_dict ? PQE_RLE_DICTIONARY : PQE_PLAIN;
+        int rc;
+        if (w->opt.page_v2) {
+            size_t rows = lv - la;
+            if (n->max_rep) {
+                rows = 0;
+                for (size_t k = la; k < lv; k++) rows += c->rep[k] == 0;
+            }
+            rc = emit_page_v2(w, (int32_t)(lv - la), (int32_t)((lv - la) - (va - vstart)), (int32_t)rows,
+                              enc, rep_len, def_len, &m->uncompressed, &m->compressed, err);
+        } else {
+            rc = emit_page(w, PQP_DATA, (int32_t)(lv - la), enc, &m->uncompressed, &m->compressed, err);
+        }
+        if (rc) return -1;
     } while (lv < c->n_lv);
     if (c->rg.has && n->phys == PQ_DOUBLE) { /* spec: a zero min is -0.0, a zero max +0.0 */
         double z;
@@ -742,6 +795,7 @@ static void writer_free(pq_writer *w)
     free(w->rg_csize);
     buf_free(&w->page);
     buf_free(&w->comp);
+    buf_free(&w->lvl);
     pq_compress_free(w->zctx);
     if (w->f) fclose(w->f);
     free(w);

@@ -120,13 +120,14 @@ def write_ours(tool, d, cols, rows, **opts):
     return out, stats
 
 
-@pytest.mark.parametrize("codec,dictionary,rg_bytes", [
-    ("snappy", True, 0), ("zstd", True, 20000), ("gzip", False, 0), ("none", True, 0),
-    ("snappy", False, 15000),
+@pytest.mark.parametrize("codec,dictionary,rg_bytes,v2", [
+    ("snappy", True, 0, False), ("zstd", True, 20000, False), ("gzip", False, 0, False),
+    ("none", True, 0, False), ("snappy", False, 15000, False), ("snappy", True, 15000, True),
+    ("zstd", False, 0, True),
 ])
-def test_pyarrow_reads_what_we_write(tool, tmp, codec, dictionary, rg_bytes):
+def test_pyarrow_reads_what_we_write(tool, tmp, codec, dictionary, rg_bytes, v2):
     cols, rows = gen_rows(3000)
-    opts = {"codec": codec, "dictionary": dictionary, "decimal": [38, 6]}
+    opts = {"codec": codec, "dictionary": dictionary, "decimal": [38, 6], "page_v2": v2}
     if rg_bytes:
         opts["row_group_bytes"] = rg_bytes
         opts["page_bytes"] = 2048

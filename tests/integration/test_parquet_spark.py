@@ -82,14 +82,15 @@ def norm_spark(v):
     return v
 
 
-@pytest.mark.parametrize("codec", ["snappy", "zstd", "gzip", "none"])
-def test_spark_reads_what_we_write(spark, tmp, codec):
+@pytest.mark.parametrize("codec,v2", [("snappy", False), ("zstd", False), ("gzip", False),
+                                      ("none", False), ("snappy", True)])
+def test_spark_reads_what_we_write(spark, tmp, codec, v2):
     rows = our_rows(500)
     spec = os.path.join(tmp, "spec.json")
     out = os.path.join(tmp, "ours.parquet")
     with open(spec, "w") as f:
         json.dump({"codec": codec, "columns": COLS, "rows": rows, "decimal": [20, 3],
-                   "row_group_bytes": 8000}, f)
+                   "row_group_bytes": 8000, "page_v2": v2}, f)
     run("write", spec, out)
     df = spark.read.parquet(out)
     types = dict(df.dtypes)

@@ -9,7 +9,7 @@
  *   pqtool count IN.parquet                 reads all rows (rows layer); prints count, CPU s
  *   pqtool stream N OUT.parquet [ROW_GROUP_MIB]   N synthetic rows streamed; prints peak RSS
  *                                           times writing patient_flat rows; prints JSON
- * SPEC.json: {"codec":"snappy","row_group_bytes":N,"page_bytes":N,"dictionary":true,
+ * SPEC.json: {"codec":"snappy","row_group_bytes":N,"page_bytes":N,"dictionary":true,"page_v2":false,
  *   "decimal":[p,s],"columns":[{"name":..,"type":"string|boolean|integer|long|double|
  *   decimal|date|timestamp","list":false}],"rows":[[v,...],...]} with dates as
  *   "YYYY-MM-DD", timestamps as RFC 3339 text, decimals as numbers or strings. */
@@ -103,6 +103,7 @@ static int cmd_write(const char *spec_path, const char *out)
     if (!json_num_int64(json_get(spec, "page_bytes"), &x)) o.page_bytes = (size_t)x;
     if (!json_num_int64(json_get(spec, "dict_bytes"), &x)) o.dict_bytes = (size_t)x;
     if (json_get(spec, "dictionary")) o.dictionary = json_is(json_get(spec, "dictionary"), JSON_TRUE);
+    o.page_v2 = json_is(json_get(spec, "page_v2"), JSON_TRUE);
     json_val *dec = json_get(spec, "decimal");
     if (json_is(dec, JSON_ARRAY) && dec->len == 2 && !json_num_int64(&dec->u.a[0], &x)) {
         o.decimal_precision = (int)x;

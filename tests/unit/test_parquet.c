@@ -181,6 +181,8 @@ static bool check_row(const rows_batch *b, size_t r, size_t i)
     return ok;
 }
 
+static bool use_v2; /* roundtrip() writes data page v2 when set */
+
 static void roundtrip(pq_codec codec, size_t nrows, size_t rg_bytes, size_t dict_bytes, bool dict)
 {
     rows_schema *s = all_types_schema();
@@ -191,6 +193,7 @@ static void roundtrip(pq_codec codec, size_t nrows, size_t rg_bytes, size_t dict
     if (dict_bytes) o.dict_bytes = dict_bytes;
     o.page_bytes = 4096;
     o.dictionary = dict;
+    o.page_v2 = use_v2;
     fl_err e;
     fl_err_clear(&e);
     const char *path = tmp_path("rt.parquet");
@@ -263,6 +266,15 @@ static void test_roundtrip_row_groups_and_fallback(void)
     roundtrip(PQ_SNAPPY, 3000, 0, 64, true);      /* dictionary falls back to plain */
     roundtrip(PQ_ZSTD, 3000, 30000, 0, false);    /* plain only */
     roundtrip(PQ_SNAPPY, 1, 0, 0, true);
+}
+
+static void test_roundtrip_page_v2(void)
+{
+    use_v2 = true;
+    roundtrip(PQ_SNAPPY, 3000, 30000, 0, true);
+    roundtrip(PQ_ZSTD, 2000, 0, 64, true);
+    roundtrip(PQ_UNCOMPRESSED, 500, 0, 0, false);
+    use_v2 = false;
 }
 
 static void test_empty_file(void)
@@ -621,6 +633,7 @@ int main(void)
     RUN(test_rle_hybrid);
     RUN(test_roundtrip_codecs);
     RUN(test_roundtrip_row_groups_and_fallback);
+    RUN(test_roundtrip_page_v2);
     RUN(test_empty_file);
     RUN(test_projection_missing_column);
     RUN(test_bad_decimal_keeps_writer);
