@@ -94,7 +94,7 @@ static int read_entry(arena *a, json_val *entry, entry_op *e, const char *where,
     }
     if (e->is_post) {
         char u[37];
-        fl_uuid4(u);
+        http_new_id(u);
         e->id = arena_strdup(a, u);
     }
     return 0;

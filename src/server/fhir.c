@@ -139,7 +139,7 @@ static void do_create(http_req *req, http_resp *resp)
     json_val *v = parse_body(req, resp);
     if (!v || !type_matches(v, req->type, resp)) return;
     char id[37];
-    fl_uuid4(id);
+    http_new_id(id);
     http_prepared p = {0};
     fl_err err;
     fl_err_clear(&err);

@@ -48,7 +48,7 @@ static int prepare_one(batch *b, const char *text, size_t len, const char *where
     const char *id = NULL;
     if (json_is(v, JSON_OBJECT) && !json_get(v, "id")) {
         char u[37];
-        fl_uuid4(u);
+        http_new_id(u);
         id = arena_strdup(b->a, u);
     }
     http_prepared *p = &b->prep[b->n];
@@ -274,7 +274,7 @@ int http_load_bundle(store *s, arena *a, json_val *bundle, http_load_stats *st, 
         const char *id = NULL;
         if (json_is(res, JSON_OBJECT) && !json_get(res, "id")) {
             char u[37];
-            fl_uuid4(u);
+            http_new_id(u);
             id = arena_strdup(a, u);
         }
         rc = http_prepare(res, id, &prep[k], where, err);

@@ -112,6 +112,8 @@ bool http_known_type(const char *type);
 /* Calls fn for every accepted resource type (R4 core, then registered ones). */
 void http_each_type(void (*fn)(void *ctx, const char *type), void *ctx);
 bool http_valid_id(const char *id, size_t n);   /* [A-Za-z0-9\-\._]{1,64} ('_' as Aidbox) */
+/* A new server-assigned id: a time-ordered UUIDv7 (lowercase, 36 chars + NUL). */
+void http_new_id(char out[37]);
 
 /* A resource ready to store: render() writes it with meta.versionId/lastUpdated set. */
 typedef struct http_prepared {
