@@ -13,12 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* One decoded value: 16 bytes, since a row group holds millions of them. */
 typedef struct pval {
     union {
         int64_t i;
         double d;
+        const uint8_t *p; /* BYTE_ARRAY / FLBA / INT96 bytes (len of them) */
     } u;
-    const uint8_t *p;   /* BYTE_ARRAY / FLBA / INT96 bytes */
     uint32_t len;
 } pval;
 
@@ -146,16 +147,12 @@ static int decode_plain(const pq_node *n, const uint8_t *p, size_t len, size_t c
             int32_t x;
             memcpy(&x, p, 4);
             out[i].u.i = x;
-            out[i].p = p;
-            out[i].len = 4;
             p += 4;
             break;
         }
         case PQ_INT64:
             if (end - p < 8) return -1;
             memcpy(&out[i].u.i, p, 8);
-            out[i].p = p;
-            out[i].len = 8;
             p += 8;
             break;
         case PQ_FLOAT: {
@@ -173,13 +170,13 @@ static int decode_plain(const pq_node *n, const uint8_t *p, size_t len, size_t c
             break;
         case PQ_INT96:
             if (end - p < 12) return -1;
-            out[i].p = p;
+            out[i].u.p = p;
             out[i].len = 12;
             p += 12;
             break;
         case PQ_FIXED_LEN_BYTE_ARRAY:
             if (end - p < n->type_length) return -1;
-            out[i].p = p;
+            out[i].u.p = p;
             out[i].len = (uint32_t)n->type_length;
             p += n->type_length;
             break;
@@ -188,7 +185,7 @@ static int decode_plain(const pq_node *n, const uint8_t *p, size_t len, size_t c
             uint32_t l = pq_get_u32(p);
             p += 4;
             if ((size_t)(end - p) < l) return -1;
-            out[i].p = p;
+            out[i].u.p = p;
             out[i].len = l;
             p += l;
             break;
@@ -252,11 +249,13 @@ static void grow_levels(pq_reader *r, colr *c, size_t need, size_t *cap)
     if (c->def && c->n + need <= *cap) return;
     size_t nc = (*cap ? *cap * 2 : 1024);
     while (nc < c->n + need) nc *= 2;
-    uint16_t *d = arena_alloc(r->rg, nc * sizeof *d), *rp = arena_alloc(r->rg, nc * sizeof *rp);
+    /* flat columns (max_rep 0) keep no repetition levels: they would all be 0 */
+    uint16_t *d = arena_alloc(r->rg, nc * sizeof *d);
+    uint16_t *rp = c->node->max_rep ? arena_alloc(r->rg, nc * sizeof *rp) : NULL;
     pval *v = arena_alloc(r->rg, nc * sizeof *v);
     if (c->n) {
         memcpy(d, c->def, c->n * sizeof *d);
-        memcpy(rp, c->rep, c->n * sizeof *rp);
+        if (rp) memcpy(rp, c->rep, c->n * sizeof *rp);
     }
     if (c->n_vals) memcpy(v, c->vals, c->n_vals * sizeof *v);
     c->def = d;
@@ -289,11 +288,11 @@ static int data_page(pq_reader *r, colr *c, chunk_dec *cd, const th_val *h, int 
         len = usize;
         for (int pass = 0; pass < 2; pass++) { /* repetition then definition levels */
             int max = pass ? n->max_def : n->max_rep;
-            uint16_t *dst = pass ? c->def + c->n : c->rep + c->n;
             if (max == 0) {
-                memset(dst, 0, count * sizeof *dst);
+                if (pass) memset(c->def + c->n, 0, count * sizeof *c->def);
                 continue;
             }
+            uint16_t *dst = pass ? c->def + c->n : c->rep + c->n;
             if (len < 4) return fail(err, r, n, "truncated levels");
             uint32_t ll = pq_get_u32(p);
             if (ll > len - 4) return fail(err, r, n, "levels past the page end");
@@ -304,11 +303,8 @@ static int data_page(pq_reader *r, colr *c, chunk_dec *cd, const th_val *h, int 
     } else {
         size_t dl = (size_t)th_int(dh, 5, 0), rl = (size_t)th_int(dh, 6, 0);
         if (dl + rl > csize || dl + rl > usize) return fail(err, r, n, "bad v2 level lengths");
-        if (n->max_rep) {
-            if (decode_levels(r, c, body, rl, n->max_rep, c->rep + c->n, count, err)) return -1;
-        } else {
-            memset(c->rep + c->n, 0, count * sizeof *c->rep);
-        }
+        if (n->max_rep && decode_levels(r, c, body, rl, n->max_rep, c->rep + c->n, count, err))
+            return -1;
         if (n->max_def) {
             if (decode_levels(r, c, body + rl, dl, n->max_def, c->def + c->n, count, err)) return -1;
         } else {
@@ -408,7 +404,7 @@ static int64_t int96_micros(const uint8_t *p)
 
 static int64_t ts_micros(const pq_node *n, const pval *v)
 {
-    if (n->phys == PQ_INT96) return int96_micros(v->p);
+    if (n->phys == PQ_INT96) return int96_micros(v->u.p);
     if (n->unit == PQ_MILLIS) return v->u.i * 1000;
     if (n->unit == PQ_NANOS) return v->u.i / 1000 - (v->u.i % 1000 < 0);
     return v->u.i;
@@ -462,12 +458,12 @@ static void set_rows_value(rows_batch *b, size_t col, rows_type t, const pq_node
                            const pval *v, arena *tmp)
 {
     switch (t) {
-    case ROWS_STRING: rows_set_str(b, col, (const char *)v->p, v->len); break;
+    case ROWS_STRING: rows_set_str(b, col, (const char *)v->u.p, v->len); break;
     case ROWS_DOUBLE: rows_set_double(b, col, v->u.d); break;
     case ROWS_TIMESTAMP: rows_set_int(b, col, ts_micros(n, v)); break;
     case ROWS_DECIMAL: {
         i128 d = n->phys == PQ_INT32 || n->phys == PQ_INT64 ? (i128)v->u.i
-                                                          : pq_decimal_from_raw(n, v->p, v->len);
+                                                          : pq_decimal_from_raw(n, v->u.p, v->len);
         const char *txt = pq_decimal_text(tmp, d, n->scale);
         rows_set_str(b, col, txt, strlen(txt));
         break;
@@ -573,7 +569,7 @@ static void leaf_json(asmb *s, const pq_node *n, const pval *v, json_val *out)
         out->type = v->u.i ? JSON_TRUE : JSON_FALSE;
     } else if (n->logical == PQ_LT_DECIMAL) {
         i128 d = n->phys == PQ_INT32 || n->phys == PQ_INT64 ? (i128)v->u.i
-                                                          : pq_decimal_from_raw(n, v->p, v->len);
+                                                          : pq_decimal_from_raw(n, v->u.p, v->len);
         json_number_text(s, out, pq_decimal_text(s->a, d, n->scale));
     } else if (n->logical == PQ_LT_DATE) {
         int64_t y;
@@ -603,7 +599,7 @@ static void leaf_json(asmb *s, const pq_node *n, const pval *v, json_val *out)
         json_number_text(s, out, tmp);
     } else {
         out->type = JSON_STRING;
-        out->u.s = arena_strndup(s->a, (const char *)v->p, v->len);
+        out->u.s = arena_strndup(s->a, (const char *)v->u.p, v->len);
         out->len = v->len;
     }
 }
