@@ -86,7 +86,7 @@ static int load_file(store *s, const char *path, size_t batch, progress *pg,
 int cmd_load(int argc, char **argv)
 {
     const char *data = NULL;
-    size_t batch = 1000;
+    size_t batch = 5000; /* big batches: random ids touch each index page once per batch */
     store_opts so = {.sync = STORE_SYNC_FULL};
     const char **files = calloc((size_t)argc, sizeof *files);
     int nf = 0;

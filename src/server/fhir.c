@@ -664,7 +664,7 @@ static void do_load(http_req *req, http_resp *resp)
     const char *ct = req->content_type ? req->content_type : "";
     int rc;
     if (strstr(ct, "ndjson")) {
-        rc = http_load_ndjson(req->store, req->body, req->body_len, 1000, true, &st, NULL, NULL,
+        rc = http_load_ndjson(req->store, req->body, req->body_len, 0, true, &st, NULL, NULL,
                               &err);
     } else {
         json_val *v = parse_body(req, resp);

@@ -211,7 +211,7 @@ int http_load_ndjson(store *s, const char *text, size_t len, size_t batch_size,
                      bool validate_first, http_load_stats *st, http_progress_fn progress,
                      void *pctx, fl_err *err)
 {
-    size_t cap = batch_size ? batch_size : 1000;
+    size_t cap = batch_size ? batch_size : 5000;
     if (validate_first && load_pass(s, text, len, cap, false, st, NULL, NULL, err)) return -1;
     return load_pass(s, text, len, cap, true, st, progress, pctx, err);
 }

@@ -149,7 +149,7 @@ typedef struct http_load_stats {
 } http_load_stats;
 typedef void (*http_progress_fn)(void *ctx, const http_load_stats *st);
 /* Loads NDJSON text (one resource a line; ids kept, generated when absent), committing
- * `batch` resources per store transaction (0 = 1000). With validate_first every line is
+ * `batch` resources per store transaction (0 = 5000). With validate_first every line is
  * checked before anything is written (all or nothing up to store failures); otherwise
  * it stops at the first bad line with earlier batches committed. Errors name the line
  * ("line 12"). */

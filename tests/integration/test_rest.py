@@ -273,7 +273,7 @@ def test_cli_load(tmp_path, fhir_server_factory):
                       "subject": {"reference": "urn:uuid:aaaaaaaa-1111-4111-8111-111111111111"}},
          "request": {"method": "POST", "url": "Encounter"}}]}, indent=1))
     data = tmp_path / "data"
-    out = subprocess.run([BIN, "load", str(nd), str(bundle), "--data", str(data)],
+    out = subprocess.run([BIN, "load", str(nd), str(bundle), "--data", str(data), "--batch", "500"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "loaded 1202 resources" in out.stdout
