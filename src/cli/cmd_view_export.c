@@ -1,13 +1,19 @@
 /* cmd_view_export.c: `fhirlake view export VIEW.json INPUT... --to PATH [--mode merge|append|
  * overwrite] [--key COLUMN] [--codec snappy|zstd|none] [--delete-absent] [--file-rows N]
- * [--app ID --app-version N] [--threads N]`: the offline pipeline. NDJSON files, Bundles or single
- * resources (a FHIR Bulk Data export, "-" = stdin) go through the ViewDefinition into one
- * atomic Delta commit (lake.h). Default mode merge on the view's key column (its
- * getResourceKey() or id column). Memory stays bounded: input is read line by line, rows go
- * to the table writer in batches, data files are cut at ~128 MB. */
+ * [--app ID --app-version N] [--jobs N] [--threads N]`: the offline pipeline. NDJSON
+ * files, Bundles or single resources (a FHIR Bulk Data export, "-" = stdin) go through the
+ * ViewDefinition into one atomic Delta commit (lake.h). Default mode merge on the view's key
+ * column (its getResourceKey() or id column).
+ *
+ * Pipeline: the main thread reads the inputs in chunks of whole lines into a small bounded
+ * queue; --jobs worker threads (default: online CPUs, at most 8) parse and evaluate them,
+ * each into its own row batch, and hand full batches to the table writer under a lock.
+ * Memory stays bounded: a few chunks, one batch per worker, one row group per data file. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lake/lake.h"
 #include "../sof/sof.h"
@@ -15,25 +21,99 @@
 
 #define BATCH_ROWS 8192
 #define BATCH_BYTES (16u << 20)
+#define CHUNK_BYTES (4u << 20)
+#define MAX_JOBS 8
 
-typedef struct xport {
+/* A run of whole NDJSON lines, or (whole = true) one JSON document. */
+typedef struct chunk {
+    char *p;
+    size_t len;
+    long first_line;
+    const char *name;
+    bool whole;
+    struct chunk *next;
+} chunk;
+
+typedef struct shared {
     const sof_view *v;
+    lake_writer *w;
+    pthread_mutex_t mu;          /* queue, failure, counters */
+    pthread_cond_t changed;
+    chunk *head, *tail;
+    int queued, max_queued;
+    bool done, failed;
+    fl_err err;                  /* the first failure */
+    long resources;
+    pthread_mutex_t write_mu;    /* lake_write is single-threaded */
+} shared;
+
+typedef struct worker {
+    shared *sh;
     sof_ctx *ctx;
     rows_batch *b;
-    lake_writer *w;
+    arena *a;
     long resources;
     fl_err err;
-} xport;
+} worker;
 
-static bool flush_rows(xport *x)
+/* ---- queue ---- */
+static void fail_shared(shared *sh, const fl_err *e)
 {
-    if (!x->b->n_rows) return true;
-    bool ok = lake_write(x->w, x->b, &x->err) == 0;
-    rows_batch_clear(x->b);
+    pthread_mutex_lock(&sh->mu);
+    if (!sh->failed) sh->err = *e;
+    sh->failed = true;
+    pthread_cond_broadcast(&sh->changed);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+/* Blocks while the queue is full; false once the run has failed. */
+static bool push_chunk(shared *sh, chunk *c)
+{
+    pthread_mutex_lock(&sh->mu);
+    while (sh->queued >= sh->max_queued && !sh->failed) pthread_cond_wait(&sh->changed, &sh->mu);
+    bool ok = !sh->failed;
+    if (ok) {
+        if (sh->tail) sh->tail->next = c;
+        else sh->head = c;
+        sh->tail = c;
+        sh->queued++;
+        pthread_cond_broadcast(&sh->changed);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (!ok) {
+        free(c->p);
+        free(c);
+    }
     return ok;
 }
 
-static bool one_resource(xport *x, const json_val *res, const char *where)
+static chunk *pop_chunk(shared *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    while (!sh->head && !sh->done && !sh->failed) pthread_cond_wait(&sh->changed, &sh->mu);
+    chunk *c = sh->failed ? NULL : sh->head;
+    if (c) {
+        sh->head = c->next;
+        if (!sh->head) sh->tail = NULL;
+        sh->queued--;
+        pthread_cond_broadcast(&sh->changed);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return c;
+}
+
+/* ---- workers ---- */
+static bool flush_rows(worker *k)
+{
+    if (!k->b->n_rows) return true;
+    pthread_mutex_lock(&k->sh->write_mu);
+    bool ok = lake_write(k->sh->w, k->b, &k->err) == 0;
+    pthread_mutex_unlock(&k->sh->write_mu);
+    rows_batch_clear(k->b);
+    return ok;
+}
+
+static bool one_resource(worker *k, const json_val *res, const char *name, long line)
 {
     if (res->type != JSON_OBJECT) return true;
     const char *rt = json_get_str(res, "resourceType");
@@ -41,88 +121,171 @@ static bool one_resource(xport *x, const json_val *res, const char *where)
         const json_val *entries = json_get(res, "entry");
         for (uint32_t i = 0; json_is(entries, JSON_ARRAY) && i < entries->len; i++) {
             const json_val *e = json_get(&entries->u.a[i], "resource");
-            if (e && !one_resource(x, e, where)) return false;
+            if (e && !one_resource(k, e, name, line)) return false;
         }
         return true;
     }
-    x->resources++;
-    if (sof_eval(x->v, x->ctx, res, x->b, &x->err) < 0) {
-        if (!x->err.where[0]) snprintf(x->err.where, sizeof x->err.where, "%s", where);
+    k->resources++;
+    if (sof_eval(k->sh->v, k->ctx, res, k->b, &k->err) < 0) {
+        if (!k->err.where[0]) {
+            if (line > 0) snprintf(k->err.where, sizeof k->err.where, "%s line %ld", name, line);
+            else snprintf(k->err.where, sizeof k->err.where, "%s", name);
+        }
         return false;
     }
-    if (x->b->n_rows >= BATCH_ROWS || rows_batch_bytes(x->b) >= BATCH_BYTES) return flush_rows(x);
+    if (k->b->n_rows >= BATCH_ROWS || rows_batch_bytes(k->b) >= BATCH_BYTES) return flush_rows(k);
     return true;
 }
 
-/* Reads the rest of `in` after `first` and parses it as one JSON document. */
-static bool whole_document(xport *x, arena *a, const char *first, size_t n, FILE *in,
-                           const char *name)
+static bool one_text(worker *k, const char *p, size_t len, const char *name, long line)
 {
-    buf all = BUF_INIT;
-    buf_put(&all, first, n);
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, in)) > 0) buf_put(&all, tmp, k);
+    arena_reset(k->a);
     fl_err e = {0};
-    json_val *v = json_parse(a, all.p, all.len, NULL, &e);
-    buf_free(&all);
+    json_val *v = json_parse(k->a, p, len, NULL, &e);
     if (!v) {
-        fl_err_set(&x->err, 400, name, "%s: %s", name, e.msg);
+        if (line > 0) fl_err_set(&k->err, 400, name, "%s line %ld: %s", name, line, e.msg);
+        else fl_err_set(&k->err, 400, name, "%s: %s", name, e.msg);
         return false;
     }
-    return one_resource(x, v, name);
+    return one_resource(k, v, name, line);
 }
 
-/* NDJSON line by line; if the first line is not a whole JSON value the input is one JSON
- * document (a Bundle or a pretty-printed resource). */
-static bool read_input(xport *x, FILE *in, const char *name)
+static bool run_chunk(worker *k, const chunk *c)
 {
-    arena *a = arena_new(0);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    long lineno = 0;
-    bool ok = true;
-    while (ok && (n = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        size_t len = (size_t)n;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
-            len--;
-        if (!len) continue;
-        arena_reset(a);
-        fl_err e = {0};
-        json_val *v = json_parse(a, line, len, NULL, &e);
-        if (!v && lineno == 1) {
-            ok = whole_document(x, a, line, (size_t)n, in, name);
-            break;
-        }
-        if (!v) {
-            fl_err_set(&x->err, 400, name, "%s line %ld: %s", name, lineno, e.msg);
-            ok = false;
-            break;
-        }
-        char where[300];
-        snprintf(where, sizeof where, "%s line %ld", name, lineno);
-        ok = one_resource(x, v, where);
+    if (c->whole) return one_text(k, c->p, c->len, c->name, 0);
+    long line = c->first_line;
+    for (const char *p = c->p, *end = c->p + c->len; p < end; line++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        size_t len = (size_t)(le - p);
+        while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        if (len && !one_text(k, p, len, c->name, line)) return false;
+        p = nl ? nl + 1 : end;
     }
-    free(line);
+    return true;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *k = arg;
+    bool ok = true;
+    chunk *c;
+    while (ok && (c = pop_chunk(k->sh)) != NULL) {
+        ok = run_chunk(k, c);
+        free(c->p);
+        free(c);
+    }
+    if (ok) ok = flush_rows(k);
+    if (!ok) fail_shared(k->sh, &k->err);
+    pthread_mutex_lock(&k->sh->mu);
+    k->sh->resources += k->resources;
+    pthread_mutex_unlock(&k->sh->mu);
+    return NULL;
+}
+
+/* ---- reading ---- */
+static chunk *new_chunk(char *p, size_t len, long first_line, const char *name, bool whole)
+{
+    chunk *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    *c = (chunk){p, len, first_line, name, whole, NULL};
+    return c;
+}
+
+/* True if the first non-empty line of buf[0..n) is a whole JSON value (NDJSON). */
+static bool looks_ndjson(const char *p, size_t n, bool complete)
+{
+    while (n && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')) p++, n--;
+    const char *nl = memchr(p, '\n', n);
+    if (!nl && !complete) return false;
+    size_t len = nl ? (size_t)(nl - p) : n;
+    arena *a = arena_new(0);
+    fl_err e = {0};
+    bool ok = len && json_parse(a, p, len, NULL, &e) != NULL;
     arena_free(a);
     return ok;
 }
 
+static long count_lines(const char *p, size_t n)
+{
+    long k = 0;
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; q++) k++;
+    return k;
+}
+
+/* Reads one input into chunks: NDJSON cut at line ends, else one whole document. */
+static bool read_input(shared *sh, FILE *in, const char *name)
+{
+    buf b = BUF_INIT;
+    long line = 1;
+    bool first = true, ndjson = true, ok = true;
+    for (;;) {
+        buf_reserve(&b, CHUNK_BYTES);
+        size_t got = fread(b.p + b.len, 1, b.cap - b.len - 1, in);
+        b.len += got;
+        bool eof = got == 0;
+        if (first && (b.len >= CHUNK_BYTES || eof || memchr(b.p, '\n', b.len))) {
+            ndjson = looks_ndjson(b.p, b.len, eof);
+            first = false;
+        }
+        if (eof || (ndjson && !first && b.len >= CHUNK_BYTES)) {
+            if (!ndjson && !eof) continue;           /* a document: read it whole */
+            char *nl = eof ? b.p + b.len : memrchr(b.p, '\n', b.len);
+            if (!nl) {
+                if (!eof) continue;                  /* a line longer than a chunk */
+                nl = b.p + b.len;
+            }
+            size_t take = (size_t)(nl - b.p) + (nl < b.p + b.len ? 1 : 0);
+            char *p = malloc(take + 1);
+            if (!p) abort();
+            memcpy(p, b.p, take);
+            p[take] = 0;
+            long lines = count_lines(p, take);
+            if (take && !(ok = push_chunk(sh, new_chunk(p, take, line, name, !ndjson)))) break;
+            if (!take) free(p);
+            line += lines;
+            memmove(b.p, b.p + take, b.len - take);
+            b.len -= take;
+            if (eof) break;
+        }
+    }
+    buf_free(&b);
+    return ok;
+}
+
+static bool read_all(shared *sh, const char **inputs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *name = inputs[i];
+        FILE *in = strcmp(name, "-") ? fopen(name, "rb") : stdin;
+        if (!in) {
+            fl_err e;
+            fl_err_set(&e, 404, name, "cannot open input %s", name);
+            fail_shared(sh, &e);
+            return false;
+        }
+        bool ok = read_input(sh, in, name);
+        if (in != stdin) fclose(in);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* ---- command ---- */
 static int usage(void)
 {
     fprintf(stderr, "usage: fhirlake view export VIEW.json INPUT... --to PATH [--mode merge|append|"
                     "overwrite]\n       [--key COLUMN] [--codec snappy|zstd|none] "
                     "[--delete-absent] [--file-rows N] [--app ID --app-version N]\n"
-                    "       [--threads N]  (data files written in parallel)\n");
+                    "       [--jobs N] (parse/evaluate threads) [--threads N] (parallel data "
+                    "files)\n");
     return 2;
 }
 
 typedef struct args {
     const char *view, *to, *mode, *key, *codec, *app;
     int64_t app_version, file_rows;
-    int threads;
+    int threads, jobs;
     bool delete_absent;
     const char **inputs;
     int n_inputs;
@@ -143,6 +306,7 @@ static int parse_args(int argc, char **argv, args *a)
         else if (!strcmp(s, "--app-version") && has) a->app_version = atoll(argv[++i]);
         else if (!strcmp(s, "--file-rows") && has) a->file_rows = atoll(argv[++i]);
         else if (!strcmp(s, "--threads") && has) a->threads = atoi(argv[++i]);
+        else if (!strcmp(s, "--jobs") && has) a->jobs = atoi(argv[++i]);
         else if (!strcmp(s, "--delete-absent")) a->delete_absent = true;
         else if (s[0] == '-' && s[1] == '-') {
             fprintf(stderr, "fhirlake view export: unknown option %s\n", s);
@@ -151,6 +315,11 @@ static int parse_args(int argc, char **argv, args *a)
         else a->inputs[a->n_inputs++] = s;
     }
     if (!a->view || !a->to || !a->n_inputs) return -1;
+    if (a->jobs <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        a->jobs = cpus > 0 ? (int)cpus : 1;
+    }
+    if (a->jobs > MAX_JOBS) a->jobs = MAX_JOBS;
     return 0;
 }
 
@@ -212,20 +381,38 @@ static int fail(const fl_err *e)
     return 1;
 }
 
-static bool read_all(xport *x, const args *a)
+/* Runs the reader and the workers; true when every input went into the writer. */
+static bool pump(shared *sh, const args *a)
 {
-    for (int i = 0; i < a->n_inputs; i++) {
-        const char *name = a->inputs[i];
-        FILE *in = strcmp(name, "-") ? fopen(name, "rb") : stdin;
-        if (!in) {
-            fl_err_set(&x->err, 404, name, "cannot open input %s", name);
-            return false;
-        }
-        bool ok = read_input(x, in, name);
-        if (in != stdin) fclose(in);
-        if (!ok) return false;
+    worker ws[MAX_JOBS];
+    pthread_t th[MAX_JOBS];
+    int started = 0;
+    for (int i = 0; i < a->jobs; i++)
+        ws[i] = (worker){.sh = sh, .ctx = sof_ctx_new(), .a = arena_new(0),
+                         .b = rows_batch_new(sof_view_schema(sh->v))};
+    while (started < a->jobs && pthread_create(&th[started], NULL, worker_main, &ws[started]) == 0)
+        started++;
+    if (started == 0) {
+        fl_err e;
+        fl_err_set(&e, 500, "", "cannot start worker threads");
+        fail_shared(sh, &e);
+    } else read_all(sh, a->inputs, a->n_inputs);
+    pthread_mutex_lock(&sh->mu);
+    sh->done = true;
+    pthread_cond_broadcast(&sh->changed);
+    pthread_mutex_unlock(&sh->mu);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < a->jobs; i++) {
+        sof_ctx_free(ws[i].ctx);
+        arena_free(ws[i].a);
+        rows_batch_free(ws[i].b);
     }
-    return flush_rows(x);
+    for (chunk *c = sh->head, *n; c; c = n) {   /* left over after a failure */
+        n = c->next;
+        free(c->p);
+        free(c);
+    }
+    return !sh->failed;
 }
 
 int cmd_view_export(int argc, char **argv)
@@ -235,35 +422,32 @@ int cmd_view_export(int argc, char **argv)
         free(a.inputs);
         return usage();
     }
-    xport x = {0};
+    shared sh = {.max_queued = 2 * a.jobs};
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_mutex_init(&sh.write_mu, NULL);
+    pthread_cond_init(&sh.changed, NULL);
     lake_options o;
-    sof_view *v = load_view(a.view, &x.err);
-    if (!v || options_from(&a, v, &o, &x.err) != 0) {
-        sof_free(v);
-        free(a.inputs);
-        return fail(&x.err);
-    }
-    x.v = v;
-    x.w = lake_writer_open(a.to, sof_view_schema(v), &o, &x.err);
+    sof_view *v = load_view(a.view, &sh.err);
     int rc = 1;
-    if (x.w) {
-        x.ctx = sof_ctx_new();
-        x.b = rows_batch_new(sof_view_schema(v));
-        lake_result res;
-        if (!read_all(&x, &a)) lake_abort(x.w);
-        else if (lake_commit(x.w, &res, &x.err) == 0) {
-            printf("{\"table\":\"%s\",\"version\":%lld,\"skipped\":%s,\"resources\":%ld,"
-                   "\"rows\":%lld,\"rows_rewritten\":%lld,\"files_added\":%lld,"
-                   "\"files_removed\":%lld}\n",
-                   a.to, (long long)res.version, res.skipped ? "true" : "false", x.resources,
-                   (long long)res.rows_added, (long long)res.rows_rewritten,
-                   (long long)res.files_added, (long long)res.files_removed);
-            rc = 0;
-        }
-        rows_batch_free(x.b);
-        sof_ctx_free(x.ctx);
+    if (v && options_from(&a, v, &o, &sh.err) == 0) {
+        sh.v = v;
+        sh.w = lake_writer_open(a.to, sof_view_schema(v), &o, &sh.err);
+    }
+    lake_result res;
+    if (sh.w && !pump(&sh, &a)) lake_abort(sh.w);
+    else if (sh.w && lake_commit(sh.w, &res, &sh.err) == 0) {
+        printf("{\"table\":\"%s\",\"version\":%lld,\"skipped\":%s,\"resources\":%ld,"
+               "\"rows\":%lld,\"rows_rewritten\":%lld,\"files_added\":%lld,"
+               "\"files_removed\":%lld}\n",
+               a.to, (long long)res.version, res.skipped ? "true" : "false", sh.resources,
+               (long long)res.rows_added, (long long)res.rows_rewritten,
+               (long long)res.files_added, (long long)res.files_removed);
+        rc = 0;
     }
     sof_free(v);
     free(a.inputs);
-    return rc ? fail(&x.err) : 0;
+    pthread_mutex_destroy(&sh.mu);
+    pthread_mutex_destroy(&sh.write_mu);
+    pthread_cond_destroy(&sh.changed);
+    return rc ? fail(&sh.err) : 0;
 }

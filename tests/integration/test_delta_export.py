@@ -106,3 +106,28 @@ def test_export_errors(tmp_path):
     assert not os.path.exists(os.path.join(t, "_delta_log", "%020d.json" % 0))
     err = export(tmp_path, [a], t, "--key", "nope", ok=False)
     assert "nope" in err
+
+
+def test_export_big_input_in_chunks_and_line_numbers(tmp_path):
+    """Over 4 MB of NDJSON: several chunks over several worker threads; stdin input too."""
+    pad = "x" * 500
+    pts = [dict(patient(i), text={"status": "generated", "div": pad}) for i in range(12000)]
+    big = ndjson(tmp_path, "big.ndjson", pts)
+    assert os.path.getsize(big) > 5_000_000
+    t = str(tmp_path / "t")
+    res = export(tmp_path, [big], t, "--jobs", "3", "--threads", "2")
+    assert res["rows"] == 12000 and res["resources"] == 12000
+    assert read_rs(t) == sorted([expect(i) for i in range(12000)], key=lambda r: r["id"])
+    lines = open(big).read().splitlines()
+    lines[9000] = "{broken"
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text("\n".join(lines) + "\n")
+    err = export(tmp_path, [str(bad)], str(tmp_path / "t2"), "--jobs", "2", ok=False)
+    assert "line 9001" in err
+    assert not os.path.exists(tmp_path / "t2" / "_delta_log" / ("%020d.json" % 0))
+    view = tmp_path / "view.json"
+    p = subprocess.run([FHIRLAKE, "view", "export", str(view), "-", "--to", str(tmp_path / "t3")],
+                       input="".join(json.dumps(patient(i)) + "\n" for i in range(3)),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert len(read_rs(str(tmp_path / "t3"))) == 3
