@@ -8,18 +8,23 @@
  *   POST   /fhir/$load                    bulk load, NDJSON body (application/fhir+ndjson,
  *                                         application/x-ndjson or application/ndjson), one
  *                                         resource a line, ids kept (generated if absent);
- *                                         all lines are validated before anything is written
+ *                                         all lines are validated before anything is written,
+ *                                         then committed 5000 a transaction; or a Bundle
+ *                                         (application/fhir+json), one transaction, urn:uuid
+ *                                         references resolved. Answers an OperationOutcome.
  *   GET    /fhir/T                        search: _id, _lastUpdated, _count, _offset, _sort
- *   POST   /fhir/T                        create (server id)
+ *   POST   /fhir/T                        create (server id: a time-ordered UUIDv7)
  *   GET    /fhir/T/_history               type history (_since, _count, _offset)
  *   GET    /fhir/T/id                     read;  PUT update (create-on-update, If-Match);
  *                                         DELETE soft delete
  *   GET    /fhir/T/id/_history[/vid]      instance history / vread
  * Errors are OperationOutcome with status 400/404/405/410/412/413/415/500.
  *
+ * Writes set meta.versionId and meta.lastUpdated (= the store's commit ts, RFC 3339 with
+ * six fraction digits); ETag W/"version", Last-Modified and (on create) Location.
+ *
  * Operations: later rooms add $operations without touching this room's code. Call
- * http_register_operation() before http_start() (cmd_serve.c's register_operations() is
- * the one place that lists them). A handler gets the parsed request and fills the
+ * http_register_operation() before http_start() (cmd_serve.c registers them all). A handler gets the parsed request and fills the
  * response; it runs on a server thread and must be thread safe.
  */
 #ifndef FL_SERVER_H
