@@ -307,73 +307,68 @@ int pq_bit_width(uint64_t max_value)
     return w;
 }
 
-/* Packs groups of 8 values LSB-first; n is padded with zeros to a multiple of 8. */
-static void bitpack(buf *out, const uint32_t *v, size_t n, int bw)
-{
-    size_t groups = (n + 7) / 8;
-    put_varint(out, groups << 1 | 1);
-    size_t bytes = groups * (size_t)bw;
-    buf_reserve(out, bytes);
-    uint8_t *dst = (uint8_t *)out->p + out->len;
-    memset(dst, 0, bytes);
-    uint64_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < groups * 8; i++) {
-        acc |= (uint64_t)(i < n ? v[i] : 0) << bits;
-        bits += bw;
-        while (bits >= 8) {
-            dst[o++] = (uint8_t)acc;
-            acc >>= 8;
-            bits -= 8;
-        }
-    }
-    out->len += bytes;
-    out->p[out->len] = 0;
-}
-
 static void rle_run(buf *out, uint32_t value, size_t count, int bw)
 {
     put_varint(out, (uint64_t)count << 1);
     for (int b = 0; b < (bw + 7) / 8; b++) buf_putc(out, (char)(value >> (8 * b)));
 }
 
-void pq_rle_encode(buf *out, const uint32_t *v, size_t n, int bw)
-{
-    size_t i = 0, pend = 0, pend_n = 0; /* pending bit-packed values v[pend..pend+pend_n) */
-    if (bw == 0) { /* every value is 0: one run */
-        if (n) rle_run(out, 0, n, 0);
-        return;
+/* The encoder is written once as a macro and instantiated for 32-bit dictionary indices
+ * and 16-bit levels, so levels need no widened copy.
+ * BITPACK: packs groups of 8 values LSB-first; n is padded with zeros to a multiple of 8.
+ * ENCODE: RLE runs of 8+ equal values, bit-packed groups in between; a bit-packed stretch
+ * only ends on a multiple of 8 values, because padding is allowed only at the very end. */
+#define RLE_ENCODER(BITPACK, ENCODE, T)                                                    \
+    static void BITPACK(buf *out, const T *v, size_t n, int bw)                            \
+    {                                                                                      \
+        size_t groups = (n + 7) / 8;                                                       \
+        put_varint(out, groups << 1 | 1);                                                  \
+        size_t bytes = groups * (size_t)bw;                                                \
+        buf_reserve(out, bytes);                                                           \
+        uint8_t *dst = (uint8_t *)out->p + out->len;                                       \
+        uint64_t acc = 0;                                                                  \
+        int bits = 0;                                                                      \
+        size_t o = 0;                                                                      \
+        for (size_t i = 0; i < groups * 8; i++) {                                          \
+            acc |= (uint64_t)(i < n ? v[i] : 0) << bits;                                   \
+            bits += bw;                                                                    \
+            while (bits >= 8) {                                                            \
+                dst[o++] = (uint8_t)acc;                                                   \
+                acc >>= 8;                                                                 \
+                bits -= 8;                                                                 \
+            }                                                                              \
+        }                                                                                  \
+        out->len += bytes;                                                                 \
+        out->p[out->len] = 0;                                                              \
+    }                                                                                      \
+    void ENCODE(buf *out, const T *v, size_t n, int bw)                                    \
+    {                                                                                      \
+        size_t i = 0, pend = 0, pend_n = 0; /* pending bit-packed: v[pend..pend+pend_n) */ \
+        if (bw == 0) {                                                                     \
+            if (n) rle_run(out, 0, n, 0);                                                  \
+            return;                                                                        \
+        }                                                                                  \
+        while (i < n) {                                                                    \
+            size_t run = 1;                                                                \
+            while (i + run < n && v[i + run] == v[i]) run++;                               \
+            size_t fill = (8 - pend_n % 8) % 8;                                            \
+            if (run >= fill + 8) {                                                         \
+                pend_n += fill;                                                            \
+                if (pend_n) BITPACK(out, v + pend, pend_n, bw);                            \
+                rle_run(out, v[i], run - fill, bw);                                        \
+                i += run;                                                                  \
+                pend = i;                                                                  \
+                pend_n = 0;                                                                \
+            } else {                                                                       \
+                pend_n += run;                                                             \
+                i += run;                                                                  \
+            }                                                                              \
+        }                                                                                  \
+        if (pend_n) BITPACK(out, v + pend, pend_n, bw);                                    \
     }
-    while (i < n) {
-        size_t run = 1;
-        while (i + run < n && v[i + run] == v[i]) run++;
-        size_t fill = (8 - pend_n % 8) % 8; /* bit-packed runs must end on a group of 8 */
-        if (run >= fill + 8) {
-            pend_n += fill;
-            if (pend_n) bitpack(out, v + pend, pend_n, bw);
-            rle_run(out, v[i], run - fill, bw);
-            i += run;
-            pend = i;
-            pend_n = 0;
-        } else {
-            pend_n += run;
-            i += run;
-        }
-    }
-    if (pend_n) bitpack(out, v + pend, pend_n, bw);
-}
 
-void pq_rle_encode16(buf *out, const uint16_t *v, size_t n, int bw)
-{
-    /* Levels are widened once so there is a single encoder; a chunked widening would pad
-     * bit-packed groups in the middle of the stream. */
-    uint32_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    if (!tmp) abort();
-    for (size_t j = 0; j < n; j++) tmp[j] = v[j];
-    pq_rle_encode(out, tmp, n, bw);
-    free(tmp);
-}
+RLE_ENCODER(bitpack32, pq_rle_encode, uint32_t)
+RLE_ENCODER(bitpack16, pq_rle_encode16, uint16_t)
 
 int pq_rle_decode(const uint8_t *p, size_t len, int bw, uint32_t *out, size_t n)
 {
