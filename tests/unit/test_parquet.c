@@ -94,6 +94,15 @@ static void test_rle_hybrid(void)
     }
     for (size_t i = 0; i < 5000; i++) v[i] = 0;
     rle_case(v, 5000, 0);
+    /* the 16-bit (levels) instance gives the same stream as the 32-bit one */
+    uint16_t lv[3000];
+    for (size_t i = 0; i < 3000; i++) lv[i] = (uint16_t)(i % 97 < 40 ? 3 : (i * 7) % 4), v[i] = lv[i];
+    buf b16 = BUF_INIT, b32 = BUF_INIT;
+    pq_rle_encode16(&b16, lv, 3000, 2);
+    pq_rle_encode(&b32, v, 3000, 2);
+    CHECK(b16.len == b32.len && memcmp(b16.p, b32.p, b16.len) == 0);
+    buf_free(&b16);
+    buf_free(&b32);
     /* a run of 1000 identical values encodes in a few bytes */
     for (size_t i = 0; i < 1000; i++) v[i] = 3;
     buf b = BUF_INIT;
