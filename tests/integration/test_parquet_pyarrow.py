@@ -328,9 +328,6 @@ def test_nested_checkpoint_read_by_pyarrow(tool, tmp):
     got = pq.read_table(out).to_pylist()
     assert len(got) == len(CHECKPOINT_RECORDS)
 
-    def arrowize(v):  # pyarrow shows maps as lists of (key, value) tuples
-        return v
-
     for g, want in zip(got, CHECKPOINT_RECORDS):
         (action, body), = want.items()
         for other in ("txn", "add", "remove", "metaData", "protocol"):
@@ -338,7 +335,7 @@ def test_nested_checkpoint_read_by_pyarrow(tool, tmp):
                 assert g[other] is None
         row = g[action]
         for k, v in body.items():
-            if isinstance(v, dict) and k != "format":
+            if isinstance(v, dict) and k != "format":  # pyarrow: maps as (key, value) lists
                 assert dict(row[k]) == v, (action, k)
             elif k == "format":
                 assert row[k]["provider"] == v["provider"] and list(row[k]["options"]) == []
