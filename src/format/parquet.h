@@ -19,7 +19,8 @@
  * outgrows dict_bytes), RLE/bit-packed hybrid levels, data page v1 (v2 as an option), SNAPPY
  * (default), ZSTD,
  * GZIP or no compression, statistics (min_value/max_value with the logical type's order,
- * null_count), row groups cut when buffered bytes reach row_group_bytes. Memory is bounded
+ * null_count; min/max left out for a row group whose extreme value exceeds 4 KiB),
+ * row groups cut when buffered bytes reach row_group_bytes. Memory is bounded
  * by one row group. The file is written to a staging path and renamed onto the final path
  * by pq_writer_close(), so a reader never sees a half-written file (and, with `durable`,
  * the bytes are on disk before the name appears).

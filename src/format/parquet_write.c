@@ -20,6 +20,9 @@ typedef struct stat_mm {
     buf min, max;
 } stat_mm;
 
+/* Longest min/max value written to the footer (Arrow's default limit too). */
+#define MAX_STAT_BYTES 4096
+
 typedef struct chunk_meta {
     int64_t num_values, uncompressed, compressed, data_off, dict_off, null_count;
     bool dict;
@@ -46,6 +49,7 @@ typedef struct colw {
     buf plain;            /* plain values (booleans one byte each) when !use_dict */
     stat_mm rg, file;     /* row group and file min/max */
     int64_t file_nulls;
+    bool file_unbounded;  /* a row group's min/max was left out (too long): no file min/max */
     chunk_meta *chunks;   /* one per flushed row group */
 } colw;
 
@@ -599,6 +603,10 @@ static int flush_column(pq_writer *w, colw *c, fl_err *err)
         memcpy(&z, c->rg.max.p, 8);
         if (z == 0) z = 0.0, memcpy(c->rg.max.p, &z, 8);
     }
+    if (c->rg.has && (c->rg.min.len > MAX_STAT_BYTES || c->rg.max.len > MAX_STAT_BYTES)) {
+        c->rg.has = false; /* like Arrow: huge values are not copied into the footer */
+        c->file_unbounded = true;
+    }
     if (c->rg.has) {
         m->has_minmax = true;
         m->min_len = c->rg.min.len;
@@ -925,7 +933,7 @@ static void fill_stats(pq_writer *w, pq_file_stats *st)
         cs->list = f->list;
         cs->null_count = w->rows_nulls[i];
         const colw *c = &w->cols[i];
-        if (f->list || !c->file.has) continue;
+        if (f->list || !c->file.has || c->file_unbounded) continue;
         cs->has_minmax = true;
         raw_to_rows(c->node, f->type, &c->file.min, st->a, &cs->min);
         raw_to_rows(c->node, f->type, &c->file.max, st->a, &cs->max);

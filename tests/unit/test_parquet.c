@@ -330,6 +330,39 @@ static void test_projection_missing_column(void)
     unlink(path);
 }
 
+static void test_long_strings_have_no_minmax(void)
+{
+    rows_schema *s = rows_schema_new();
+    rows_schema_add(s, "t", ROWS_STRING, false);
+    fl_err e;
+    fl_err_clear(&e);
+    const char *path = tmp_path("long.parquet");
+    pq_writer *w = pq_writer_open(path, s, NULL, &e);
+    rows_batch *b = rows_batch_new(s);
+    static char big[10000];
+    memset(big, 'x', sizeof big);
+    rows_begin_row(b);
+    rows_set_str(b, 0, "short", 5);
+    rows_end_row(b);
+    rows_begin_row(b);
+    rows_set_str(b, 0, big, sizeof big);
+    rows_end_row(b);
+    CHECK(pq_write_batch(w, b, &e) == 0);
+    pq_file_stats st;
+    CHECK(pq_writer_close(w, &st, &e) == 0);
+    CHECK(!st.cols[0].has_minmax && st.cols[0].null_count == 0 && st.num_rows == 2);
+    CHECK(st.file_size < 8000); /* the 10 kB value compresses; it is not copied to the footer */
+    pq_file_stats_free(&st);
+    pq_reader *r = pq_reader_open(path, &e);
+    rows_batch *rb = rows_batch_new(s);
+    CHECK(pq_read_batch(r, rb, &e) == 1 && rb->n_rows == 2 && rows_get(rb, 0, 1)->s.len == sizeof big);
+    rows_batch_free(rb);
+    pq_reader_close(r);
+    rows_batch_free(b);
+    rows_schema_free(s);
+    unlink(path);
+}
+
 static void test_bad_decimal_keeps_writer(void)
 {
     rows_schema *s = rows_schema_new();
@@ -646,6 +679,7 @@ int main(void)
     RUN(test_empty_file);
     RUN(test_projection_missing_column);
     RUN(test_bad_decimal_keeps_writer);
+    RUN(test_long_strings_have_no_minmax);
     RUN(test_nested_json_roundtrip);
     RUN(test_schema_errors);
     RUN(test_abort_leaves_nothing);
