@@ -145,7 +145,7 @@ typedef struct pq_col_stats {
     rows_type type;
     bool list;
     int64_t null_count;           /* rows where the column is null (list: empty) */
-    bool has_minmax;              /* false for lists and all-null columns */
+    bool has_minmax;              /* false for lists, all-null columns, values over 4 KiB */
     rows_value min, max;          /* rows.h encoding; strings/decimal text owned by stats */
 } pq_col_stats;
 
