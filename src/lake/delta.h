@@ -18,8 +18,8 @@
  *    for overwrite); otherwise we retry at the next version. Blind appends never conflict.
  *  - A txn carrying (appId, version) whose version the table already holds is skipped:
  *    commit returns DELTA_SKIPPED and writes nothing (idempotent retries).
- *  - Every 10th version the committer writes a checkpoint (delta_checkpoint_write);
- *    failure there never fails the commit.
+ *  - Every 10th version (or the table's delta.checkpointInterval) the committer writes a
+ *    checkpoint (delta_checkpoint_write); failure there never fails the commit.
  *  - Ownership: a snapshot owns everything it points to (its arena); free it with
  *    delta_snapshot_free(). A txn copies what it is given.
  */

@@ -307,9 +307,13 @@ static int check_winner(const delta_txn *tx, int64_t v, fl_err *err)
     return rc;
 }
 
-static void maybe_checkpoint(objstore *os, int64_t version)
+/* Checkpoints every delta.checkpointInterval versions (table property), else every 10. */
+static void maybe_checkpoint(objstore *os, const delta_snapshot *read, int64_t version)
 {
-    if (version == 0 || version % DELTA_CHECKPOINT_INTERVAL) return;
+    const char *iv = read->version >= 0 ? delta_config(read, "delta.checkpointInterval") : NULL;
+    int64_t every = iv ? strtoll(iv, NULL, 10) : DELTA_CHECKPOINT_INTERVAL;
+    if (every <= 0) every = DELTA_CHECKPOINT_INTERVAL;
+    if (version == 0 || version % every) return;
     fl_err e = {0};
     delta_snapshot *s = delta_snapshot_load(os, version, false, &e);
     if (s && delta_checkpoint_write(os, s, &e) == 0) {
@@ -352,6 +356,6 @@ int delta_txn_commit(delta_txn *tx, int64_t *version, fl_err *err)
     if (rc == -1 && FL_OK(err))
         fl_err_set(err, 409, "_delta_log/", "gave up after %d concurrent commits", MAX_ATTEMPTS);
     buf_free(&body);
-    if (rc == 0) maybe_checkpoint(tx->os, *version);
+    if (rc == 0) maybe_checkpoint(tx->os, tx->snap, *version);
     return rc;
 }

@@ -241,6 +241,39 @@ static void test_refuse_features(void)
     objstore_close(s);
 }
 
+static void test_checkpoint_interval_property(void)
+{
+    fl_err e = {0};
+    objstore *s = objstore_open(fresh_dir("cpi"), true, &e);
+    const char *log0 =
+        "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n"
+        "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+        "\"schemaString\":\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[]}\","
+        "\"partitionColumns\":[],\"configuration\":{\"delta.checkpointInterval\":\"2\"}}}\n";
+    CHECK(objstore_put(s, "_delta_log/00000000000000000000.json", log0, strlen(log0), &e) == 0);
+    for (int i = 0; i < 2; i++) {
+        delta_snapshot *snap = delta_snapshot_load(s, -1, true, &e);
+        CHECK(snap != NULL);
+        if (!snap) break;
+        delta_txn *tx = delta_txn_begin(s, snap);
+        char p[16];
+        snprintf(p, sizeof p, "f%d", i);
+        delta_txn_add(tx, p, 1, 0, NULL, true);
+        int64_t v;
+        CHECK(delta_txn_commit(tx, &v, &e) == 0 && v == i + 1);
+        delta_txn_free(tx);
+        delta_snapshot_free(snap);
+    }
+    objstore_entry st;
+    CHECK(objstore_stat(s, "_delta_log/00000000000000000002.checkpoint.parquet", &st, &e) == 0);
+    CHECK(objstore_stat(s, "_delta_log/00000000000000000001.checkpoint.parquet", &st, &e) ==
+          OBJSTORE_NOT_FOUND);
+    delta_snapshot *snap = delta_snapshot_load(s, -1, false, &e);
+    CHECK(snap && snap->checkpoint_version == 2 && snap->n_files == 2);
+    delta_snapshot_free(snap);
+    objstore_close(s);
+}
+
 /* Writes rows id=k<from..to> with n=val through lake.h. */
 static int lake_rows(const char *t, lake_mode mode, int from, int to, int64_t val,
                      lake_result *res)
@@ -345,6 +378,7 @@ int main(void)
     RUN(test_log_replay_and_txn);
     RUN(test_conflicts);
     RUN(test_refuse_features);
+    RUN(test_checkpoint_interval_property);
     RUN(test_lake_merge);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
