@@ -23,7 +23,6 @@
 #define STAGING_ROW_GROUP_BYTES ((size_t)16 << 20)
 /* Truncating messages and element paths into their fixed buffers is intended. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
-#define SNPRINTF snprintf
 
 typedef struct job {
     char id[37];
@@ -308,8 +307,8 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
         j->views[v] = sof_compile(json_get(vw, "view"), flags, err);
         if (!j->views[v]) {
             char w[256];
-            SNPRINTF(w, sizeof w, "view[%zu].%s", v, err->where);
-            SNPRINTF(err->where, sizeof err->where, "%s", w);
+            snprintf(w, sizeof w, "view[%zu].%s", v, err->where);
+            snprintf(err->where, sizeof err->where, "%s", w);
             job_free(j);
             return NULL;
         }
@@ -449,9 +448,9 @@ static int process(chunk_run *r, const store_res *res)
         long n = sof_eval(r->view, r->ctx, doc, r->b, &r->err);
         if (n < 0) {
             char w[256];
-            SNPRINTF(w, sizeof w, "%s/%s%s%s", res->type, res->id, r->err.where[0] ? "." : "",
+            snprintf(w, sizeof w, "%s/%s%s%s", res->type, res->id, r->err.where[0] ? "." : "",
                      r->err.where);
-            SNPRINTF(r->err.where, sizeof r->err.where, "%s", w);
+            snprintf(r->err.where, sizeof r->err.where, "%s", w);
             return 1;
         }
         if (r->j->lakehouse) { /* the trailing is_deleted column: 0 for live rows */
@@ -704,7 +703,7 @@ static void run_finalize(jobs_engine *e, job *j)
         buf_put(&j->outputs, outs.p, outs.len);
     } else if (rc < 0 && !j->cancel) {
         snprintf(j->status, sizeof j->status, "failed");
-        SNPRINTF(j->error, sizeof j->error, "%s%s%s", err.msg, err.where[0] ? " at " : "",
+        snprintf(j->error, sizeof j->error, "%s%s%s", err.msg, err.where[0] ? " at " : "",
                  err.where);
     }
     j->end = fl_now_micros();
@@ -770,7 +769,7 @@ static void run_task(jobs_engine *e, task t)
             j->rows[i] = rows;
         } else if (rc < 0 && !j->cancel) {
             snprintf(j->status, sizeof j->status, "failed");
-            SNPRINTF(j->error, sizeof j->error, "view %s chunk %d: %s%s%s", j->names[t.v], t.c,
+            snprintf(j->error, sizeof j->error, "view %s chunk %d: %s%s%s", j->names[t.v], t.c,
                      err.msg, err.where[0] ? " at " : "", err.where);
             j->cancel = true; /* the other chunks stop */
             j->end = fl_now_micros();
