@@ -88,6 +88,7 @@ typedef struct pq_node {
     int max_def, max_rep;         /* levels of this node (root: 0, 0) */
     int leaf;                     /* leaf column index, -1 for groups */
     int first_leaf, n_leaves;     /* leaves under this node, in column order */
+    int index;                    /* preorder position, root = 0 */
 } pq_node;
 
 typedef struct pq_schema {
@@ -95,6 +96,7 @@ typedef struct pq_schema {
     pq_node *root;                /* the message group */
     size_t n_leaves;
     pq_node **leaves;             /* column order */
+    size_t n_nodes;               /* nodes, root included (index range) */
 } pq_schema;
 
 /* Parses the Parquet message schema text, e.g.

@@ -535,6 +535,7 @@ int pq_read_batch(pq_reader *r, rows_batch *out, fl_err *err)
 typedef struct asmb {
     colr *cols;
     arena *a;
+    const char **names;  /* per node index: its name copied into a once per call */
     bool bad;           /* levels inconsistent with the schema (corrupt file) */
 } asmb;
 
@@ -698,7 +699,7 @@ static void read_content(asmb *s, const pq_node *n, json_val *out)
     for (size_t i = 0; i < n->n_children; i++) {
         const pq_node *c = n->children[i];
         if (read_field(s, c, &kv[k].val)) {
-            kv[k].key = arena_strdup(s->a, c->name); /* records outlive the reader */
+            kv[k].key = s->names[c->index]; /* records outlive the reader: copies in a */
             kv[k].key_len = (uint32_t)strlen(c->name);
             k++;
         }
@@ -725,6 +726,12 @@ static bool read_field(asmb *s, const pq_node *n, json_val *out)
     return true;
 }
 
+static void fill_names(const pq_node *n, arena *a, const char **names)
+{
+    names[n->index] = arena_strdup(a, n->name);
+    for (size_t i = 0; i < n->n_children; i++) fill_names(n->children[i], a, names);
+}
+
 json_val *pq_read_json(pq_reader *r, arena *a, fl_err *err)
 {
     if (r->next >= r->n_groups) return NULL;
@@ -736,7 +743,8 @@ json_val *pq_read_json(pq_reader *r, arena *a, fl_err *err)
     colr *cols = arena_calloc(r->rg, (nl ? nl : 1) * sizeof *cols);
     for (size_t i = 0; i < nl; i++)
         if (decode_chunk(r, rg, (int)i, &cols[i], err)) return NULL;
-    asmb s = {cols, a, false};
+    asmb s = {cols, a, arena_alloc(a, r->schema->n_nodes * sizeof(char *)), false};
+    fill_names(r->schema->root, a, s.names);
     json_val *arr = arena_alloc(a, sizeof *arr);
     memset(arr, 0, sizeof *arr);
     arr->type = JSON_ARRAY;

@@ -69,6 +69,7 @@ static int finish_node(pq_schema *s, pq_node *n, pq_node ***leaves, size_t *nl, 
         n->max_rep = n->parent->max_rep + (n->rep == PQ_REPEATED);
     }
     n->first_leaf = (int)*nl;
+    n->index = (int)s->n_nodes++;
     if (n->phys == PQ_GROUP) {
         if (n->n_children == 0) {
             fl_err_set(err, 400, n->name, "parquet schema: group '%s' has no fields", n->name);
@@ -119,6 +120,7 @@ int pq_schema_finish(pq_schema *s, fl_err *err)
     size_t nl = 0, cap = 0;
     pq_node **leaves = NULL;
     s->root->max_def = s->root->max_rep = 0;
+    s->n_nodes = 0;
     if (finish_node(s, s->root, &leaves, &nl, &cap, err)) return -1;
     s->leaves = leaves;
     s->n_leaves = nl;
