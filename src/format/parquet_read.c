@@ -281,6 +281,9 @@ static int data_page(pq_reader *r, colr *c, chunk_dec *cd, const th_val *h, int 
     grow_levels(r, c, count, cap);
     const uint8_t *p;
     size_t len;
+    if (!v2 && ((n->max_def && th_int(dh, 3, PQE_RLE) != PQE_RLE) ||
+                (n->max_rep && th_int(dh, 4, PQE_RLE) != PQE_RLE)))
+        return fail(err, r, n, "levels not RLE-encoded (the deprecated BIT_PACKED is not supported)");
     if (!v2) {
         uint8_t *u = arena_alloc(r->rg, usize ? usize : 1);
         if (pq_decompress(codec, body, csize, u, usize, err)) return -1;
