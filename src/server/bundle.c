@@ -137,12 +137,7 @@ static size_t build_ref_map(arena *a, json_val *entries, entry_op *eo, const cha
             t[k++] = arena_printf(a, "%s/%s", eo[i].type, eo[i].id);
         }
     }
-    for (size_t i = 1; i < k; i++) {
-        const char *kf = f[i], *kt = t[i];
-        size_t j = i;
-        for (; j > 0 && strcmp(f[j - 1], kf) > 0; j--) f[j] = f[j - 1], t[j] = t[j - 1];
-        f[j] = kf, t[j] = kt;
-    }
+    http_sort_refs(f, t, k);
     *from = f;
     *to = t;
     return k;

@@ -232,17 +232,7 @@ static void bundle_ref_map(arena *a, json_val *entries, const char ***from, cons
             t[k++] = arena_printf(a, "%s/%s", rt, id);
         }
     }
-    /* sort pairs by from (insertion sort keeps it simple; bundles are small) */
-    for (size_t i = 1; i < k; i++) {
-        const char *kf = f[i], *kt = t[i];
-        size_t j = i;
-        for (; j > 0 && strcmp(f[j - 1], kf) > 0; j--) {
-            f[j] = f[j - 1];
-            t[j] = t[j - 1];
-        }
-        f[j] = kf;
-        t[j] = kt;
-    }
+    http_sort_refs(f, t, k);
     *from = f;
     *to = t;
     *n = k;

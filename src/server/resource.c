@@ -396,6 +396,25 @@ static int cmp_key(const void *k, const void *e)
     return strcmp((const char *)k, *(const char *const *)e);
 }
 
+typedef struct ref_pair {
+    const char *from, *to;
+} ref_pair;
+
+static int cmp_pair(const void *a, const void *b)
+{
+    return strcmp(((const ref_pair *)a)->from, ((const ref_pair *)b)->from);
+}
+
+void http_sort_refs(const char **from, const char **to, size_t n)
+{
+    ref_pair *v = n ? malloc(n * sizeof *v) : NULL;
+    if (!v) return; /* n == 0, or no memory: bsearch then just misses (refs stay as written) */
+    for (size_t i = 0; i < n; i++) v[i] = (ref_pair){from[i], to[i]};
+    qsort(v, n, sizeof *v, cmp_pair);
+    for (size_t i = 0; i < n; i++) from[i] = v[i].from, to[i] = v[i].to;
+    free(v);
+}
+
 void http_rewrite_refs(arena *a, json_val *v, const char **from, const char **to, size_t n)
 {
     if (!n || !v) return;

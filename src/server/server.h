@@ -145,6 +145,8 @@ void http_render(void *ctx, int64_t version, int64_t ts, buf *out);
 /* Rewrites every "reference" string that equals one of from[i] (e.g. "urn:uuid:...")
  * into to[i] (e.g. "Patient/123"), in place. from must be sorted (strcmp). */
 void http_rewrite_refs(arena *a, json_val *v, const char **from, const char **to, size_t n);
+/* Sorts the (from[i], to[i]) pairs by from, as http_rewrite_refs needs. */
+void http_sort_refs(const char **from, const char **to, size_t n);
 
 /* ---- bulk load (POST /fhir/$load and `fhirlake load`) ---- */
 typedef struct http_load_stats {
