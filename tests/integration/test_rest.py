@@ -407,3 +407,26 @@ def test_kill9_under_concurrent_writes(fhir_server):
     for res in acked:
         got = s.get(srv.url(f"Observation/{res['id']}"))
         assert got.status_code == 200 and got.json() == res
+
+
+def test_big_transaction_references(fhir_server):
+    """A Synthea-style transaction: 200 POSTed resources with urn:uuid fullUrls that refer
+    to each other; every reference comes back as Type/id of the stored resource."""
+    import uuid
+    srv = fhir_server
+    urns = [f"urn:uuid:{uuid.UUID(int=i + 1, version=4)}" for i in range(200)]
+    entries = [{"fullUrl": urns[0], "resource": {"resourceType": "Patient"},
+                "request": {"method": "POST", "url": "Patient"}}]
+    for i in range(1, 200):
+        entries.append({"fullUrl": urns[i],
+                        "resource": {"resourceType": "Encounter", "status": "finished",
+                                     "subject": {"reference": urns[0]},
+                                     "partOf": {"reference": urns[i - 1]}},
+                        "request": {"method": "POST", "url": "Encounter"}})
+    r = post(srv, "", {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert r.status_code == 200, r.text
+    locs = [e["response"]["location"].split("/_history")[0] for e in r.json()["entry"]]
+    for i in (1, 57, 199):
+        enc = requests.get(srv.url(locs[i])).json()
+        assert enc["subject"]["reference"] == locs[0]
+        assert enc["partOf"]["reference"] == locs[i - 1]
