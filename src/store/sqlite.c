@@ -17,6 +17,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -508,9 +509,9 @@ static void lead(store *s)
         /* The next group commits while this one waits for its fsync; an fsync started
          * after our COMMIT covers it (any fd of the WAL will do: fsync is per file). */
         if (s->wal_fd < 0) s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
-        int fd = s->wal_fd;
+        int fd = s->wal_fd, missing = fd < 0 && errno == ENOENT; /* nothing written yet */
         pthread_mutex_unlock(&s->qmu);
-        int rc = fd < 0 ? -1 : fdatasync(fd);
+        int rc = fd < 0 ? (missing ? 0 : -1) : fdatasync(fd);
         pthread_mutex_lock(&s->qmu);
         if (rc) fail_unsynced(list, "fsync of the write-ahead log failed");
     }
