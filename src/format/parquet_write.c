@@ -233,14 +233,20 @@ static void ht_rebuild(colw *c, size_t cap)
     }
 }
 
-static void put_plain(buf *b, const colw *c, const void *raw, size_t len)
+/* Appends one plain-encoded value (BYTE_ARRAY: 4-byte length first) with a single
+ * capacity check: this runs once per value. Keeps buf's NUL-termination invariant. */
+static inline void put_plain(buf *b, const colw *c, const void *raw, size_t len)
 {
+    size_t need = len + (c->vsize ? 0 : 4);
+    if (b->len + need + 1 > b->cap) buf_reserve(b, need);
+    uint8_t *d = (uint8_t *)b->p + b->len;
     if (!c->vsize) {
-        uint8_t l[4];
-        pq_put_u32(l, (uint32_t)len);
-        buf_put(b, l, 4);
+        pq_put_u32(d, (uint32_t)len);
+        d += 4;
     }
-    buf_put(b, raw, len);
+    if (len) memcpy(d, raw, len);
+    b->len += need;
+    b->p[b->len] = 0;
 }
 
 /* Turns a dictionary-encoded chunk into plain values (the dictionary grew too big). */
