@@ -179,6 +179,10 @@ int delta_checkpoint_write(objstore *os, const delta_snapshot *s, fl_err *err)
     }
     pq_file_stats st = {0};
     if (pq_writer_close(w, &st, err) != 0) return -1;
+    if (objstore_publish(os, key, err) != 0) {   /* remote store: upload from the spool */
+        pq_file_stats_free(&st);
+        return -1;
+    }
     buf last = BUF_INIT;
     buf_printf(&last, "{\"version\":%" PRId64 ",\"size\":%" PRId64 ",\"sizeInBytes\":%" PRId64
                       ",\"numOfAddFiles\":%zu}",
@@ -191,6 +195,7 @@ int delta_checkpoint_write(objstore *os, const delta_snapshot *s, fl_err *err)
 
 int delta_checkpoint_read(objstore *os, const char *key, delta_replay *r, fl_err *err)
 {
+    if (objstore_fetch(os, key, err) != 0) return -1;   /* remote store: into the spool */
     char *path = store_path(os, key);
     pq_reader *rd = pq_reader_open(path, err);
     free(path);

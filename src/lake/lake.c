@@ -335,11 +335,14 @@ static pq_writer *open_data_file(lake_writer *w, const rows_schema *s, char **ke
     return pw;
 }
 
-/* Closes pw into an added_file with Delta stats. */
-static int close_data_file(pq_writer *pw, char *key, added_file *out, fl_err *err)
+/* Closes pw into an added_file with Delta stats; on a remote store (s3://) the file is
+ * then uploaded from the spool. */
+static int close_data_file(objstore *os, pq_writer *pw, char *key, added_file *out,
+                           fl_err *err)
 {
     pq_file_stats st = {0};
-    if (pq_writer_close(pw, &st, err) != 0) {
+    if (pq_writer_close(pw, &st, err) != 0 || objstore_publish(os, key, err) != 0) {
+        pq_file_stats_free(&st);
         free(key);
         return -1;
     }
@@ -356,7 +359,7 @@ static int finish_slot(lake_writer *w, data_slot *d, fl_err *err)
 {
     if (!d->pw) return 0;
     added_file f;
-    int rc = close_data_file(d->pw, d->key, &f, err);
+    int rc = close_data_file(w->os, d->pw, d->key, &f, err);
     d->pw = NULL;
     d->key = NULL;
     d->bytes = 0;
@@ -563,7 +566,12 @@ static int rewrite_file(lake_writer *w, const delta_add *f, fl_err *err)
 {
     char *k = delta_path_key(f->path);
     char *path = store_path(w, k);
+    int frc = objstore_fetch(w->os, k, err);   /* remote store: into the spool first */
     free(k);
+    if (frc != 0) {
+        free(path);
+        return -1;
+    }
     pq_reader *r = pq_reader_open(path, err);
     free(path);
     if (!r) return -1;
@@ -589,7 +597,7 @@ static int rewrite_file(lake_writer *w, const delta_add *f, fl_err *err)
     }
     if (rw.pw) {
         added_file nf;
-        if (close_data_file(rw.pw, rw.pw_key, &nf, err) != 0) return -1;
+        if (close_data_file(w->os, rw.pw, rw.pw_key, &nf, err) != 0) return -1;
         push_file(&w->rewritten, &w->n_rewritten, &w->cap_rewritten, nf);
     } else free(rw.pw_key);
     w->res.rows_rewritten += rw.kept;

@@ -1,6 +1,7 @@
 /* objstore.c: the local-filesystem backend of the object-store interface (objstore.h).
  * Owns: key validation, temp-file + fsync + rename/link writes, directory listing. */
 #include "objstore.h"
+#include "s3.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,7 +13,8 @@
 #include <unistd.h>
 
 struct objstore {
-    char *root;   /* no trailing '/' */
+    char *root;   /* no trailing '/'; for s3:// the local spool directory */
+    s3store *s3;  /* s3:// backend, or NULL for a local directory */
 };
 
 struct objstore_writer {
@@ -90,8 +92,25 @@ static char *temp_path_for(const char *final)
     return p;
 }
 
+static objstore *open_s3(const char *url, fl_err *err)
+{
+    s3store *s3 = s3_open(url, NULL, err);
+    if (!s3) return NULL;
+    objstore *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->s3 = s3;
+    s->root = strdup(s3_spool_dir(s3));
+    if (!s->root) abort();
+    /* path-based writers do not create directories: checkpoints go to _delta_log/ */
+    char *probe = full_path(s, "_delta_log/x");
+    mkdirs_for(probe);
+    free(probe);
+    return s;
+}
+
 objstore *objstore_open(const char *url, bool create, fl_err *err)
 {
+    if (!strncmp(url, "s3://", 5)) return open_s3(url, err);
     if (!strncmp(url, "file://", 7)) url += 7;
     else if (strstr(url, "://")) {
         fl_err_set(err, 400, url, "unsupported object store URL scheme (only local paths "
@@ -130,6 +149,7 @@ objstore *objstore_open(const char *url, bool create, fl_err *err)
 void objstore_close(objstore *s)
 {
     if (!s) return;
+    s3_close(s->s3);
     free(s->root);
     free(s);
 }
@@ -142,6 +162,7 @@ int objstore_get(objstore *s, const char *key, buf *out, fl_err *err)
         fl_err_set(err, 400, key ? key : "", "bad object key");
         return -1;
     }
+    if (s->s3) return s3_get(s->s3, key, out, err);
     char *path = full_path(s, key);
     int fd = open(path, O_RDONLY);
     free(path);
@@ -287,7 +308,17 @@ static int writer_finish(objstore_writer *w, bool link_only, fl_err *err)
     return rc;
 }
 
-int objstore_writer_commit(objstore_writer *w, fl_err *err) { return writer_finish(w, false, err); }
+int objstore_writer_commit(objstore_writer *w, fl_err *err)
+{
+    objstore *s = w->s;
+    if (!s->s3) return writer_finish(w, false, err);
+    char *key = strdup(w->final + strlen(s->root) + 1);
+    if (!key) abort();
+    int rc = writer_finish(w, false, err);   /* into the spool, then up */
+    if (rc == 0) rc = objstore_publish(s, key, err);
+    free(key);
+    return rc;
+}
 
 static int put_impl(objstore *s, const char *key, const void *p, size_t n, bool if_absent,
                     fl_err *err)
@@ -303,11 +334,13 @@ static int put_impl(objstore *s, const char *key, const void *p, size_t n, bool 
 
 int objstore_put(objstore *s, const char *key, const void *p, size_t n, fl_err *err)
 {
+    if (s->s3 && key_ok(key)) return s3_put(s->s3, key, p, n, false, err);
     return put_impl(s, key, p, n, false, err);
 }
 
 int objstore_put_if_absent(objstore *s, const char *key, const void *p, size_t n, fl_err *err)
 {
+    if (s->s3 && key_ok(key)) return s3_put(s->s3, key, p, n, true, err);
     return put_impl(s, key, p, n, true, err);
 }
 
@@ -317,6 +350,7 @@ int objstore_delete(objstore *s, const char *key, fl_err *err)
         fl_err_set(err, 400, key ? key : "", "bad object key");
         return -1;
     }
+    if (s->s3) return s3_delete(s->s3, key, err);
     char *path = full_path(s, key);
     int rc = unlink(path);
     int e = errno;
@@ -334,6 +368,7 @@ int objstore_stat(objstore *s, const char *key, objstore_entry *out, fl_err *err
         fl_err_set(err, 400, key ? key : "", "bad object key");
         return -1;
     }
+    if (s->s3) return s3_stat(s->s3, key, out, err);
     char *path = full_path(s, key);
     struct stat st;
     int rc = stat(path, &st);
@@ -360,6 +395,7 @@ int objstore_list(objstore *s, const char *prefix, const char *start_after,
 {
     out->n = 0;
     out->e = NULL;
+    if (s->s3) return s3_list(s->s3, prefix, start_after, out, err);
     const char *slash = strrchr(prefix, '/');
     size_t dlen = slash ? (size_t)(slash - prefix + 1) : 0;  /* "dir/" part, with '/' */
     const char *name_prefix = prefix + dlen;
@@ -412,4 +448,33 @@ void objstore_list_free(objstore_listing *l)
     free(l->e);
     l->n = 0;
     l->e = NULL;
+}
+
+/* ---- remote stores: publishing files written under objstore_root() by path ---- */
+int objstore_publish(objstore *s, const char *key, fl_err *err)
+{
+    if (!s->s3) return 0;
+    if (!key_ok(key)) {
+        fl_err_set(err, 400, key ? key : "", "bad object key");
+        return -1;
+    }
+    char *path = full_path(s, key);
+    int rc = s3_upload_file(s->s3, key, path, err);
+    unlink(path);   /* the spool copy is not needed any more either way */
+    free(path);
+    return rc;
+}
+
+int objstore_fetch(objstore *s, const char *key, fl_err *err)
+{
+    if (!s->s3) return 0;
+    if (!key_ok(key)) {
+        fl_err_set(err, 400, key ? key : "", "bad object key");
+        return -1;
+    }
+    char *path = full_path(s, key);
+    int rc = mkdirs_for(path) == 0 ? s3_download_file(s->s3, key, path, err) : -1;
+    if (rc == -1 && FL_OK(err)) fl_err_set(err, 500, key, "cannot create spool directory");
+    free(path);
+    return rc;
 }

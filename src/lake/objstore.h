@@ -67,4 +67,12 @@ int64_t objstore_writer_size(const objstore_writer *w);
 int objstore_writer_commit(objstore_writer *w, fl_err *err);
 void objstore_writer_abort(objstore_writer *w);
 
+/* Remote stores (s3://, see s3.h): objstore_root() is then a private local spool
+ * directory. Path-based writers (Parquet) write root/key there, and objstore_publish makes
+ * it visible in the store (upload, then the spool copy is removed); objstore_fetch copies
+ * an object to root/key so that path-based readers can open it. Both are no-ops (0) on a
+ * local store, where root/key already is the object. */
+int objstore_publish(objstore *s, const char *key, fl_err *err);
+int objstore_fetch(objstore *s, const char *key, fl_err *err);
+
 #endif
