@@ -130,7 +130,8 @@ static void write_and_answer(http_req *req, http_resp *resp, http_prepared *p,
     }
     resp->status = is_create || op.created ? 201 : 200;
     buf_reset(&resp->body);
-    http_render(p, op.version, op.ts, &resp->body);
+    const char *prefer = http_header_get(req, "Prefer");
+    if (!prefer || !strstr(prefer, "return=minimal")) http_render(p, op.version, op.ts, &resp->body);
     fhir_put_resource_headers(req, resp, p->type, p->id, op.version, op.ts, resp->status == 201);
 }
 

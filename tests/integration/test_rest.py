@@ -72,21 +72,27 @@ def test_create_read_update_delete(fhir_server_module):
     r = put(srv, f"Patient/{pid}", p2, dict(FJ, **{"If-Match": 'W/"2"'}))
     assert r.status_code == 200 and r.json()["meta"]["versionId"] == "3"
 
+    # Prefer: return=minimal -> no body, headers still there
+    r = put(srv, f"Patient/{pid}", p2, dict(FJ, Prefer="return=minimal"))
+    assert r.status_code == 200 and r.content == b"" and r.headers["ETag"] == 'W/"4"'
+    r = requests.get(srv.url(f"Patient/{pid}"))
+    assert r.json()["meta"]["versionId"] == "4"
+
     # delete -> 410, history keeps the tombstone
     r = requests.delete(srv.url(f"Patient/{pid}"))
     assert r.status_code in (200, 204)
     assert_outcome(requests.get(srv.url(f"Patient/{pid}")), 410)
     h = requests.get(srv.url(f"Patient/{pid}/_history")).json()
-    assert h["type"] == "history" and h["total"] == 4
+    assert h["type"] == "history" and h["total"] == 5
     assert h["entry"][0]["request"]["method"] == "DELETE"
     assert "resource" not in h["entry"][0]
-    assert [e["response"]["etag"] for e in h["entry"]] == ['W/"4"', 'W/"3"', 'W/"2"', 'W/"1"']
+    assert [e["response"]["etag"] for e in h["entry"]] == ['W/"5"', 'W/"4"', 'W/"3"', 'W/"2"', 'W/"1"']
 
     # create-on-update, then update after delete continues the version line
     r = put(srv, "Patient/explicit-id.1", {"resourceType": "Patient", "id": "explicit-id.1"})
     assert r.status_code == 201 and r.json()["meta"]["versionId"] == "1"
     r = put(srv, f"Patient/{pid}", p2)
-    assert r.status_code == 201 and r.json()["meta"]["versionId"] == "5"
+    assert r.status_code == 201 and r.json()["meta"]["versionId"] == "6"
 
 
 def test_type_and_system_history(fhir_server):
