@@ -16,6 +16,7 @@
 #include "../format/parquet.h"
 #include "../format/text.h"
 #include "../lake/lake.h"
+#include "../lake/s3.h"
 #include "../sof/sof.h"
 
 #define FMT_PARQUET 100
@@ -900,9 +901,19 @@ void jobs_stop(jobs_engine *e)
 static int check_table(const char *t, const char *where, fl_err *err)
 {
     const char *p = t;
+    if (!strncmp(t, "s3://", 5)) {   /* object store: bucket syntax checked here, the rest on write */
+        char *bucket, *prefix;
+        if (s3_parse_url(t, &bucket, &prefix, err) != 0) {
+            snprintf(err->where, sizeof err->where, "%s", where);
+            return -1;
+        }
+        free(bucket);
+        free(prefix);
+        return 0;
+    }
     if (!strncmp(p, "file://", 7)) p += 7;
     else if (strstr(t, "://")) {
-        fl_err_set(err, 400, where, "unsupported tablePath scheme in '%s' (a path or file:// URI)", t);
+        fl_err_set(err, 400, where, "unsupported tablePath scheme in '%s' (a path, file:// or s3:// URI)", t);
         return -1;
     }
     if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./")) {
