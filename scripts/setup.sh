@@ -19,8 +19,8 @@ if [ -n "$missing" ]; then
 fi
 
 # Python readers that judge our tables, and the test runner.
-PIP_PKGS="pytest requests pyarrow deltalake duckdb pyspark==3.5.3 delta-spark==3.2.1"
-if ! python3 -c "import pytest, requests, pyarrow, deltalake, duckdb, pyspark, delta" 2>/dev/null; then
+PIP_PKGS="pytest requests pyarrow deltalake duckdb pyspark==3.5.3 delta-spark==3.2.1 moto[server] boto3"
+if ! python3 -c "import pytest, requests, pyarrow, deltalake, duckdb, pyspark, delta, moto, flask_cors, boto3" 2>/dev/null; then
   python3 -m pip install -q $PIP_PKGS
 fi
 # JS peers for the differential FHIRPath test and the view benchmark (tests/js, lockfile).
@@ -30,5 +30,9 @@ fi
 # delta-spark's jars (io.delta from Maven Central into ~/.ivy2) for the Spark reader tests.
 if [ ! -f "$HOME/.ivy2/jars/io.delta_delta-spark_2.12-3.2.1.jar" ]; then
   python3 tests/integration/delta_helpers.py --warm-spark
+fi
+# hadoop-aws 3.3.4 (Spark 3.5.3's Hadoop) + its aws-java-sdk-bundle for Spark reading s3a:// in test_s3*.
+if [ ! -f "$HOME/.ivy2/jars/org.apache.hadoop_hadoop-aws-3.3.4.jar" ]; then
+  python3 tests/integration/test_s3_spark.py --warm-spark
 fi
 echo "setup: ok"
