@@ -233,9 +233,25 @@ static const char *elem_type(fp_type_cache *tc, const char *parent, const char *
     return t;
 }
 
+/* A primitive's id and extension live in its "_name" twin (kept in it->ext); FHIR's
+ * FHIRPath mapping makes them children of the primitive node, so a member step on a
+ * primitive (or on a value-less extension holder) navigates that object as an element of
+ * the primitive's type ("date".extension is Extension). Kept out of fp_navigate's object
+ * path, which stays as it was. */
+static void navigate_primitive(const fp_item *it, const char *name, size_t n,
+                               fp_type_cache *tc, fp_vec *out)
+{
+    if (!it->ext || it->ext->type != JSON_OBJECT) return;
+    fp_item host = {.kind = FP_NODE, .j = it->ext, .tname = it->tname ? it->tname : "Element"};
+    fp_navigate(&host, name, n, tc, out);
+}
+
 void fp_navigate(const fp_item *it, const char *name, size_t n, fp_type_cache *tc, fp_vec *out)
 {
-    if (it->kind != FP_NODE || !it->j || it->j->type != JSON_OBJECT) return;
+    if (it->kind != FP_NODE || !it->j || it->j->type != JSON_OBJECT) {
+        navigate_primitive(it, name, n, tc, out);
+        return;
+    }
     const json_val *o = it->j;
     const json_val *val = NULL, *ext = NULL, *cval = NULL, *cext = NULL;
     const char *ctype = NULL;

@@ -630,13 +630,27 @@ static bool string_fn(fp_state *st, const fp_node *n, const fp_coll *in, const f
 
 /* ---- tree walking ---- */
 
+/* Children of an item: every member of a JSON object node; of a primitive (or a value-less
+ * "_x" holder), the id and extension of its "_x" twin. A "_x" member whose "x" is absent
+ * is a primitive with only extensions: a child of its own, reached by navigating "x". */
 static void children_of(const fp_item *it, fp_vec *v)
 {
-    if (it->kind != FP_NODE || !it->j) return;
+    if (it->kind != FP_NODE || !it->j) {
+        if (!it->ext || it->ext->type != JSON_OBJECT) return;
+        fp_item host = {.kind = FP_NODE, .j = it->ext, .tname = it->tname ? it->tname : "Element"};
+        children_of(&host, v);
+        return;
+    }
     const json_val *o = it->j;
+    if (o->type != JSON_OBJECT) return;
     for (uint32_t i = 0; i < o->len; i++) {
         const json_kv *kv = &o->u.o[i];
-        if (kv->key[0] == '_' || !strcmp(kv->key, "resourceType")) continue;
+        if (kv->key[0] == '_') {
+            if (kv->key_len > 1 && !json_getn(o, kv->key + 1, kv->key_len - 1))
+                fp_navigate(it, kv->key + 1, kv->key_len - 1, NULL, v);
+            continue;
+        }
+        if (!strcmp(kv->key, "resourceType")) continue;
         fp_navigate(it, kv->key, kv->key_len, NULL, v);
     }
 }

@@ -185,6 +185,62 @@ static void test_types(void)
     CHECK_STR(ev("Patient.is(Resource)"), "[true]");
 }
 
+/* FHIR's FHIRPath mapping: a primitive's id and extension (from the "_x" twin, or the
+ * aligned "_x" array) are its children, for path steps, children() and descendants(). */
+static const char *PX =
+    "{\"resourceType\":\"Patient\",\"birthDate\":\"1990-01-15\","
+    "\"_birthDate\":{\"id\":\"bd\",\"extension\":[{\"url\":\"http://x\",\"valueString\":\"y\"}]},"
+    "\"_gender\":{\"extension\":[{\"url\":\"http://g\",\"valueCode\":\"asked\"}]},"
+    "\"name\":[{\"given\":[\"A\",\"B\"],\"_given\":[null,{\"id\":\"g2\",\"extension\":"
+    "[{\"url\":\"http://n\",\"valueString\":\"nick\"}]}]}],"
+    "\"active\":true}";
+
+static void test_primitive_extensions(void)
+{
+    json_val *saved = RES;
+    fl_err e = {0};
+    RES = json_parse(A, PX, strlen(PX), NULL, &e);
+    CHECK(RES != NULL);
+    if (!RES) { RES = saved; return; }
+    CHECK_STR(ev("birthDate"), "[\"1990-01-15\"]");
+    CHECK_STR(ev("birthDate.extension.url"), "[\"http://x\"]");
+    CHECK_STR(ev("birthDate.extension.count()"), "[1]");
+    CHECK_STR(ev("birthDate.extension.valueString"), "[\"y\"]");
+    CHECK_STR(ev("birthDate.extension.value.ofType(string)"), "[\"y\"]");
+    CHECK_STR(ev("birthDate.extension('http://x').value"), "[\"y\"]");
+    CHECK_STR(ev("birthDate.id"), "[\"bd\"]");
+    CHECK_STR(ev("birthDate.children().count()"), "[2]");
+    CHECK_STR(ev("birthDate.children().url"), "[\"http://x\"]");
+    CHECK_STR(ev("birthDate.extension is Extension"), "[true]");
+    CHECK_STR(ev("birthDate.hasValue()"), "[true]");
+    /* only "_gender": a node without a value, with children */
+    CHECK_STR(ev("gender.exists()"), "[true]");
+    CHECK_STR(ev("gender.hasValue()"), "[false]");
+    CHECK_STR(ev("gender.extension.url"), "[\"http://g\"]");
+    CHECK_STR(ev("gender.extension.value.ofType(code)"), "[\"asked\"]");
+    /* "_given" aligned by index with "given" */
+    CHECK_STR(ev("name.given.extension.url"), "[\"http://n\"]");
+    CHECK_STR(ev("name.given.id"), "[\"g2\"]");
+    CHECK_STR(ev("name.given[1].extension.valueString"), "[\"nick\"]");
+    CHECK_STR(ev("name.given[0].extension.exists()"), "[false]");
+    CHECK_STR(ev("name.given.where(extension.exists())"), "[\"B\"]");
+    /* a primitive without "_x" has no such children */
+    CHECK_STR(ev("active.extension"), "[]");
+    CHECK_STR(ev("active.id"), "[]");
+    CHECK_STR(ev("active.children()"), "[]");
+    /* birthDate, gender (extension only), name, active */
+    CHECK_STR(ev("children().count()"), "[4]");
+    /* 4 + birthDate: id, extension, url, valueString + gender: extension, url, valueCode
+     * + name: given x2 + given[1]: id, extension, url, valueString */
+    CHECK_STR(ev("descendants().count()"), "[17]");
+    CHECK_STR(ev("descendants().ofType(Extension).url"), "[\"http://x\",\"http://g\",\"http://n\"]");
+    RES = saved;
+    /* the main fixture: "_line" array with a null value, "_city" alone */
+    CHECK_STR(ev("address.line.extension.url"), "[\"http://x/absent\"]");
+    CHECK_STR(ev("address.city.extension.valueCode"), "[\"asked\"]");
+    CHECK_STR(ev("address.children().count()"), "[3]");
+}
+
 static void test_strings(void)
 {
     CHECK_STR(ev("name.given.join(',')"), "[\"Ann,B,Annie\"]");
@@ -447,6 +503,7 @@ int main(void)
     RUN(test_existence);
     RUN(test_filtering);
     RUN(test_types);
+    RUN(test_primitive_extensions);
     RUN(test_strings);
     RUN(test_conversions);
     RUN(test_dates);
