@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
 
-#define MERGE_ATTEMPTS 5
+#define MERGE_ATTEMPTS 20
 #define ROW_GROUP_BYTES (64u << 20)
 
 typedef struct added_file {
@@ -697,6 +699,19 @@ static int attempt_commit(lake_writer *w, fl_err *err)
     return rc;
 }
 
+static void backoff(int attempt)
+{
+    unsigned char r;
+    if (getrandom(&r, 1, 0) != 1) r = 128;
+    int cap_ms = attempt < 8 ? 5 << attempt : 1000;
+    struct timespec ts = {0, (long)(cap_ms * (r + 1) / 256) * 1000000L};
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec = ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+    }
+    nanosleep(&ts, NULL);
+}
+
 static int commit_loop(lake_writer *w, fl_err *err)
 {
     for (int attempt = 1;; attempt++) {
@@ -706,8 +721,10 @@ static int commit_loop(lake_writer *w, fl_err *err)
         delete_files(w, w->rewritten, &w->n_rewritten);
         if (err->status != 409 || w->o.mode == LAKE_OVERWRITE || attempt >= MERGE_ATTEMPTS)
             return -1;
-        /* A concurrent writer got in first: redo our reads on its snapshot. */
+        /* A concurrent writer got in first: redo our reads on its snapshot, after a short
+         * random pause so that writers colliding again and again spread out. */
         fl_log(FL_LOG_INFO, "lake: %s; retrying on the new snapshot", err->msg);
+        backoff(attempt);
         fl_err_clear(err);
         delta_snapshot_free(w->snap);
         w->snap = delta_snapshot_load(w->os, -1, true, err);

@@ -18,8 +18,9 @@
  *                other rows rewritten to new files, the old files removed; with
  *                delete_absent, old rows whose key is absent from the source are rewritten
  *                as tombstones (is_deleted = 1).
- *    A concurrent commit that conflicts (PROTOCOL.md) makes merge redo its rewrite on the
- *    new snapshot (a few times) before giving up with status 409.
+ *    A concurrent commit that conflicts (PROTOCOL.md) makes the writer redo its reads and
+ *    rewrite on the new snapshot (up to 20 times, with a random growing pause) before
+ *    giving up with status 409. Overwrite never retries: it would drop the winner's rows.
  *  - app_id/app_version: a Delta txn action; a version the table already holds is skipped
  *    (nothing written, result.skipped = true).
  *  - lake_abort() (or a crash) leaves the table as it was; orphan data files may remain
