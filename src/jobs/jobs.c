@@ -15,6 +15,7 @@
 
 #include "../format/parquet.h"
 #include "../format/text.h"
+#include "../lake/databricks.h"
 #include "../lake/lake.h"
 #include "../lake/s3.h"
 #include "../sof/sof.h"
@@ -32,8 +33,10 @@ typedef struct job {
     size_t n_views;
     sof_view **views;
     rows_schema **stage;     /* lakehouse: view schema + is_deleted */
-    const char **names, **tables;
+    const char **names, **tables;   /* managed-sql: tables are the staging tables */
     bool lakehouse, header;
+    bool has_dbx;            /* writeMode managed-sql */
+    dbx_target dbx;
     int fmt;                 /* text_format or FMT_PARQUET */
     int64_t since, W, start, end;
     int K;
@@ -267,6 +270,12 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
     j->spec = spec;
     j->n_views = views->len;
     j->lakehouse = json_is(json_get(spec, "lakehouse"), JSON_TRUE);
+    const json_val *dbx = json_get(spec, "dbx");
+    if (json_is(dbx, JSON_OBJECT)) {
+        j->has_dbx = true;
+        j->dbx = (dbx_target){json_get_str(dbx, "workspace"), json_get_str(dbx, "warehouse"),
+                              json_get_str(dbx, "table"), json_get_str(dbx, "staging")};
+    }
     j->header = !json_is(json_get(spec, "header"), JSON_FALSE);
     j->fmt = j->lakehouse ? FMT_PARQUET : parse_fmt(json_get_str(spec, "format"));
     j->since = num_of(spec, "since");
@@ -664,6 +673,11 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
         else {
             lake_result res;
             rc = lake_commit(w, &res, err);
+            /* managed-sql: the staging table is now whole; apply it to Databricks (an
+             * idempotent MERGE, so a finalize rerun after a crash is harmless), then drop it */
+            if (rc == 0 && j->has_dbx)
+                rc = dbx_apply(&j->dbx, j->tables[v], j->stage[v], o.key, err);
+            if (rc == 0 && j->has_dbx) rc = dbx_drop_staging(j->tables[v], err);
         }
     } else {
         lake_abort(w);
@@ -687,7 +701,9 @@ static void run_finalize(jobs_engine *e, job *j)
         if (j->lakehouse) {
             rc = finalize_view(e, j, v, &err);
             const char *t = j->tables[v];
-            const char *loc = strncmp(t, "file://", 7) ? arena_printf(a, "file://%s", t) : t;
+            const char *loc = j->has_dbx ? arena_printf(a, "databricks-uc:%s", j->dbx.table)
+                              : strncmp(t, "file://", 7) && strncmp(t, "s3://", 5)
+                                  ? arena_printf(a, "file://%s", t) : t;
             if (rc == 0) add_output(&w, j->names[v], loc, view_rows(j, v));
             continue;
         }
@@ -954,7 +970,17 @@ static void spec_write(jobs_engine *e, const jobs_spec *sp, buf *out)
         jw_str(&w, sp->views[i].name);
         if (sp->lakehouse) {
             jw_key(&w, "table");
-            if (sp->views[i].table) jw_str(&w, sp->views[i].table);
+            if (sp->dbx) {   /* a fresh staging table per job */
+                char id[37];
+                fl_uuid4(id);
+                buf t = BUF_INIT;
+                size_t sl = strlen(sp->dbx->staging);
+                while (sl > 5 && sp->dbx->staging[sl - 1] == '/') sl--;
+                buf_printf(&t, "%.*s/fhirlake-export-%s-%s", (int)sl, sp->dbx->staging,
+                           sp->views[i].name, id);
+                jw_str(&w, t.p);
+                buf_free(&t);
+            } else if (sp->views[i].table) jw_str(&w, sp->views[i].table);
             else {
                 buf t = BUF_INIT;
                 buf_printf(&t, "%s/lake/%s", e->data, sp->views[i].name);
@@ -969,6 +995,15 @@ static void spec_write(jobs_engine *e, const jobs_spec *sp, buf *out)
     jw_arr_end(&w);
     jw_key(&w, "lakehouse");
     jw_bool(&w, sp->lakehouse);
+    if (sp->dbx) {
+        jw_key(&w, "dbx");
+        jw_obj_begin(&w);
+        jw_key(&w, "workspace"), jw_str(&w, sp->dbx->workspace);
+        jw_key(&w, "warehouse"), jw_str(&w, sp->dbx->warehouse);
+        jw_key(&w, "table"), jw_str(&w, sp->dbx->table);
+        jw_key(&w, "staging"), jw_str(&w, sp->dbx->staging);
+        jw_obj_end(&w);
+    }
     jw_key(&w, "format");
     jw_str(&w, sp->format ? sp->format : "ndjson");
     jw_key(&w, "header");
@@ -1023,7 +1058,12 @@ static int validate(const jobs_spec *sp, fl_err *err)
         if (sp->lakehouse && sp->views[i].table && check_table(sp->views[i].table, where, err))
             return -1;
     }
-    return 0;
+    if (sp->dbx && (!sp->lakehouse || sp->n_views != 1)) {
+        fl_err_set(err, 400, "writeMode", "writeMode managed-sql exports one view (kind "
+                                          "data-lakehouse) into one tableName");
+        return -1;
+    }
+    return sp->dbx ? dbx_check(sp->dbx, err) : 0;   /* last: it asks the workspace for a token */
 }
 
 int jobs_submit(jobs_engine *e, const jobs_spec *sp, char id_out[37], fl_err *err)

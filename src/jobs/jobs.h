@@ -60,6 +60,10 @@ typedef struct jobs_spec {
     const char *client_tracking_id; /* may be NULL */
     const char **patients;   /* restrict to these Patient ids (n_patients > 0) */
     size_t n_patients;
+    /* writeMode managed-sql (lakehouse, one view): the view is staged as a Delta table
+     * under dbx->staging, then applied to the Databricks table dbx->table by
+     * lake/databricks.h (output location databricks-uc:<table>). NULL otherwise. */
+    const struct dbx_target *dbx;
 } jobs_spec;
 
 /* Validates and starts a job; id_out receives its id. */

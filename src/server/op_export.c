@@ -3,6 +3,7 @@
  * /fhir/ViewDefinition/$viewdefinition-export/status/<id> (GET: 202 + X-Progress while
  * running, 200 + manifest when finished; DELETE: cancel), on top of jobs/jobs.h. */
 #include "op_view.h"
+#include "../lake/databricks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,10 +125,19 @@ static bool parse_options(const http_req *req, const json_val *body, jobs_spec *
         return false;
     }
     sp->lakehouse = kind != NULL;
-    if (mode && (!sp->lakehouse || strcmp(mode, "external-direct"))) {
-        fl_err_set(err, 400, "writeMode", "unsupported writeMode '%s' (external-direct with kind "
-                                          "data-lakehouse)", mode);
+    bool managed = mode && !strcmp(mode, "managed-sql");
+    if (mode && (!sp->lakehouse || (strcmp(mode, "external-direct") && !managed))) {
+        fl_err_set(err, 400, "writeMode", "unsupported writeMode '%s' (external-direct or "
+                                          "managed-sql, with kind data-lakehouse)", mode);
         return false;
+    }
+    if (managed) {   /* Databricks Unity Catalog; checked (token included) by jobs_submit */
+        dbx_target *t = arena_calloc(req->a, sizeof *t);
+        t->workspace = opv_get(req, body, "databricksWorkspaceUrl");
+        t->warehouse = opv_get(req, body, "databricksWarehouseId");
+        t->table = opv_get(req, body, "tableName");
+        t->staging = opv_get(req, body, "stagingTablePath");
+        sp->dbx = t;
     }
     sp->format = opv_get(req, body, "_format");
     sp->header = !hdr || strcmp(hdr, "false");

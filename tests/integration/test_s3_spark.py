@@ -13,7 +13,7 @@ HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.3.4"
 JAR = os.path.expanduser("~/.ivy2/jars/org.apache.hadoop_hadoop-aws-3.3.4.jar")
 
 
-def spark_s3_session(endpoint=None, key=None, secret=None):
+def spark_s3_session(endpoint=None, key=None, secret=None, warehouse_dir=None):
     import pyspark
     from delta import configure_spark_with_delta_pip
     b = (pyspark.sql.SparkSession.builder.master("local[1]").appName("fhirlake-s3-tests")
@@ -35,7 +35,11 @@ def spark_s3_session(endpoint=None, key=None, secret=None):
              .config("spark.hadoop.fs.s3a.endpoint.region", "us-east-1")
              .config("spark.hadoop.fs.s3a.aws.credentials.provider",
                      "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider")
-             .config("spark.hadoop.fs.s3a.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem"))
+             .config("spark.hadoop.fs.s3a.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")
+             # s3:// as Databricks spells it, served by the same S3A client
+             .config("spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem"))
+    if warehouse_dir:
+        b = b.config("spark.sql.warehouse.dir", warehouse_dir)
     s = configure_spark_with_delta_pip(b, extra_packages=[HADOOP_AWS]).getOrCreate()
     s.sparkContext.setLogLevel("ERROR")
     return s
