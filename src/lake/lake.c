@@ -55,6 +55,7 @@ struct lake_writer {
     size_t n_rewritten, cap_rewritten;
     keyset keys;
     char *min_key, *max_key;
+    rows_str *sorted_keys;       /* merge: the incoming keys in byte order */
     rows_col view_cols_extra;    /* constant is_deleted = 0 column */
     size_t view_cap;
     rows_col *view_cols;
@@ -118,20 +119,40 @@ static void keyset_free(keyset *k)
     arena_free(k->mem);
 }
 
-/* Is any key of the set within [mn, mx]? Scans when small ranges can't be cheaper. */
-static bool keyset_meets(const keyset *k, const char *mn, const char *mx)
+static int str_cmp(const rows_str *a, const char *b, size_t bn)
 {
-    size_t ln = strlen(mn), lx = strlen(mx);
-    for (size_t i = 0; i < k->cap; i++) {
-        const rows_str *s = &k->slots[i];
-        if (!s->p) continue;
-        int c1 = memcmp(s->p, mn, s->len < ln ? s->len : ln);
-        if (c1 < 0 || (c1 == 0 && s->len < ln)) continue;
-        int c2 = memcmp(s->p, mx, s->len < lx ? s->len : lx);
-        if (c2 > 0 || (c2 == 0 && s->len > lx)) continue;
-        return true;
+    int c = memcmp(a->p, b, a->len < bn ? a->len : bn);
+    return c ? c : (a->len > bn) - (a->len < bn);
+}
+
+static int rows_str_cmp(const void *x, const void *y)
+{
+    const rows_str *a = x, *b = y;
+    return str_cmp(a, b->p, b->len);
+}
+
+/* The keys in byte order (malloc'd, points into the set's arena), for range checks. */
+static rows_str *keyset_sorted(const keyset *k)
+{
+    rows_str *v = malloc((k->n + 1) * sizeof *v);
+    if (!v) abort();
+    size_t n = 0;
+    for (size_t i = 0; i < k->cap; i++)
+        if (k->slots[i].p) v[n++] = k->slots[i];
+    qsort(v, n, sizeof *v, rows_str_cmp);
+    return v;
+}
+
+/* Is any of the n sorted keys within [mn, mx]? Binary search for the first key >= mn. */
+static bool keys_meet(const rows_str *v, size_t n, const char *mn, const char *mx)
+{
+    size_t lo = 0, hi = n, ln = strlen(mn);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (str_cmp(&v[mid], mn, ln) < 0) lo = mid + 1;
+        else hi = mid;
     }
-    return false;
+    return lo < n && str_cmp(&v[lo], mx, strlen(mx)) <= 0;
 }
 
 /* ---- schema reconciliation ---- */
@@ -624,7 +645,7 @@ static int plan_merge(lake_writer *w, delta_txn *tx, arena *a, fl_err *err)
         const delta_add *f = &w->snap->files[i];
         const char *mn, *mx;
         if (!w->o.delete_absent && delta_stats_str_range(f, w->key_col, a, &mn, &mx) &&
-            !keyset_meets(&w->keys, mn, mx))
+            !keys_meet(w->sorted_keys, w->keys.n, mn, mx))
             continue;  /* stats prove no incoming key is in this file */
         int rc = rewrite_file(w, f, err);
         if (rc < 0) return -1;
@@ -641,11 +662,10 @@ static int plan_merge(lake_writer *w, delta_txn *tx, arena *a, fl_err *err)
 
 static void key_range(lake_writer *w)
 {
-    for (size_t i = 0; i < w->keys.cap; i++) {
-        const rows_str *s = &w->keys.slots[i];
-        if (!s->p) continue;
-        if (!w->min_key || strcmp(s->p, w->min_key) < 0) w->min_key = (char *)s->p;
-        if (!w->max_key || strcmp(s->p, w->max_key) > 0) w->max_key = (char *)s->p;
+    w->sorted_keys = keyset_sorted(&w->keys);
+    if (w->keys.n) {
+        w->min_key = (char *)w->sorted_keys[0].p;
+        w->max_key = (char *)w->sorted_keys[w->keys.n - 1].p;
     }
 }
 
@@ -782,6 +802,7 @@ void lake_abort(lake_writer *w)
     free(w->added);
     free(w->rewritten);
     keyset_free(&w->keys);
+    free(w->sorted_keys);
     free(w->view_cols_extra.vals);
     free(w->view_cols_extra.valid);
     free(w->view_cols);
