@@ -27,7 +27,7 @@
 /* A run of whole NDJSON lines, or (whole = true) one JSON document. */
 typedef struct chunk {
     char *p;
-    size_t len;
+    size_t len, cap;
     long first_line;
     const char *name;
     bool whole;
@@ -45,6 +45,8 @@ typedef struct shared {
     fl_err err;                  /* the first failure */
     long resources;
     pthread_mutex_t write_mu;    /* lake_write is single-threaded */
+    char *pool[2 * MAX_JOBS + 4];  /* spare CHUNK_BYTES buffers: no page faults per chunk */
+    int n_pool;
 } shared;
 
 typedef struct worker {
@@ -55,6 +57,33 @@ typedef struct worker {
     long resources;
     fl_err err;
 } worker;
+
+/* ---- chunk buffers ---- */
+static char *take_buffer(shared *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    char *p = sh->n_pool ? sh->pool[--sh->n_pool] : NULL;
+    pthread_mutex_unlock(&sh->mu);
+    if (!p && !(p = malloc(CHUNK_BYTES + 1))) abort();
+    return p;
+}
+
+static void give_buffer(shared *sh, char *p, size_t cap)
+{
+    pthread_mutex_lock(&sh->mu);
+    if (cap == CHUNK_BYTES && sh->n_pool < (int)(sizeof sh->pool / sizeof sh->pool[0])) {
+        sh->pool[sh->n_pool++] = p;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    free(p);
+}
+
+static void free_chunk(shared *sh, chunk *c)
+{
+    give_buffer(sh, c->p, c->cap);
+    free(c);
+}
 
 /* ---- queue ---- */
 static void fail_shared(shared *sh, const fl_err *e)
@@ -80,10 +109,7 @@ static bool push_chunk(shared *sh, chunk *c)
         pthread_cond_broadcast(&sh->changed);
     }
     pthread_mutex_unlock(&sh->mu);
-    if (!ok) {
-        free(c->p);
-        free(c);
-    }
+    if (!ok) free_chunk(sh, c);
     return ok;
 }
 
@@ -172,8 +198,7 @@ static void *worker_main(void *arg)
     chunk *c;
     while (ok && (c = pop_chunk(k->sh)) != NULL) {
         ok = run_chunk(k, c);
-        free(c->p);
-        free(c);
+        free_chunk(k->sh, c);
     }
     if (ok) ok = flush_rows(k);
     if (!ok) fail_shared(k->sh, &k->err);
@@ -184,11 +209,12 @@ static void *worker_main(void *arg)
 }
 
 /* ---- reading ---- */
-static chunk *new_chunk(char *p, size_t len, long first_line, const char *name, bool whole)
+static chunk *new_chunk(char *p, size_t len, size_t cap, long first_line, const char *name,
+                        bool whole)
 {
     chunk *c = calloc(1, sizeof *c);
     if (!c) abort();
-    *c = (chunk){p, len, first_line, name, whole, NULL};
+    *c = (chunk){p, len, cap, first_line, name, whole, NULL};
     return c;
 }
 
@@ -213,43 +239,48 @@ static long count_lines(const char *p, size_t n)
     return k;
 }
 
-/* Reads one input into chunks: NDJSON cut at line ends, else one whole document. */
+/* Reads one input into chunks: NDJSON cut after the last line end of each full buffer
+ * (the partial line moves to the next buffer), else one whole document. Buffers come from
+ * the pool and are read into directly. */
 static bool read_input(shared *sh, FILE *in, const char *name)
 {
-    buf b = BUF_INIT;
+    size_t cap = CHUNK_BYTES, len = 0;
+    char *p = take_buffer(sh);
     long line = 1;
     bool first = true, ndjson = true, ok = true;
     for (;;) {
-        buf_reserve(&b, CHUNK_BYTES);
-        size_t got = fread(b.p + b.len, 1, b.cap - b.len - 1, in);
-        b.len += got;
+        if (len == cap) {           /* a line longer than a buffer, or a whole document */
+            cap *= 2;
+            if (!(p = realloc(p, cap + 1))) abort();
+        }
+        size_t got = fread(p + len, 1, cap - len, in);
+        len += got;
         bool eof = got == 0;
-        if (first && (b.len >= CHUNK_BYTES || eof || memchr(b.p, '\n', b.len))) {
-            ndjson = looks_ndjson(b.p, b.len, eof);
+        if (first && (len == cap || eof || memchr(p, '\n', len))) {
+            ndjson = looks_ndjson(p, len, eof);
             first = false;
         }
-        if (eof || (ndjson && !first && b.len >= CHUNK_BYTES)) {
-            if (!ndjson && !eof) continue;           /* a document: read it whole */
-            char *nl = eof ? b.p + b.len : memrchr(b.p, '\n', b.len);
-            if (!nl) {
-                if (!eof) continue;                  /* a line longer than a chunk */
-                nl = b.p + b.len;
-            }
-            size_t take = (size_t)(nl - b.p) + (nl < b.p + b.len ? 1 : 0);
-            char *p = malloc(take + 1);
-            if (!p) abort();
-            memcpy(p, b.p, take);
-            p[take] = 0;
-            long lines = count_lines(p, take);
-            if (take && !(ok = push_chunk(sh, new_chunk(p, take, line, name, !ndjson)))) break;
-            if (!take) free(p);
-            line += lines;
-            memmove(b.p, b.p + take, b.len - take);
-            b.len -= take;
-            if (eof) break;
+        if (!eof && (first || !ndjson || len < cap)) continue;
+        char *nl = eof ? p + len : memrchr(p, '\n', len);
+        if (!nl) continue;
+        size_t take = eof ? len : (size_t)(nl - p) + 1, rest = len - take;
+        char *np = take_buffer(sh);
+        size_t ncap = CHUNK_BYTES;
+        if (rest > ncap) {
+            ncap = rest * 2;
+            if (!(np = realloc(np, ncap + 1))) abort();
         }
+        memcpy(np, p + take, rest);
+        long lines = count_lines(p, take);
+        if (take) ok = push_chunk(sh, new_chunk(p, take, cap, line, name, !ndjson));
+        else give_buffer(sh, p, cap);
+        line += lines;
+        p = np;
+        len = rest;
+        cap = ncap;
+        if (eof || !ok) break;
     }
-    buf_free(&b);
+    give_buffer(sh, p, cap);
     return ok;
 }
 
@@ -409,9 +440,10 @@ static bool pump(shared *sh, const args *a)
     }
     for (chunk *c = sh->head, *n; c; c = n) {   /* left over after a failure */
         n = c->next;
-        free(c->p);
-        free(c);
+        free_chunk(sh, c);
     }
+    for (int i = 0; i < sh->n_pool; i++) free(sh->pool[i]);
+    sh->n_pool = 0;
     return !sh->failed;
 }
 
