@@ -223,6 +223,16 @@ static int open_view(worker *w, fl_err *err)
         const char *tn = name ? name : w->d->conf.view;
         w->table = w->d->conf.table_path ? strdup(w->d->conf.table_path)
                                          : NULL;
+        if (w->d->conf.managed) {   /* managed-sql: the staging table of this destination */
+            const char *st = w->d->conf.dbx.staging;
+            size_t sl = strlen(st);
+            while (sl > 5 && st[sl - 1] == '/') sl--;
+            size_t n = sl + strlen(w->d->id) + 40;
+            free(w->table);
+            w->table = malloc(n);
+            if (w->table) snprintf(w->table, n, "%.*s/fhirlake-dest-%s-v%lld", (int)sl, st,
+                                   w->d->id, (long long)w->d->version);
+        }
         if (!w->table) {
             size_t n = strlen(w->sb->data_dir) + strlen(tn) + 8;
             w->table = malloc(n);
@@ -311,13 +321,20 @@ static int commit_rows(worker *w, int64_t version, lake_result *res, fl_err *err
         o.mode = LAKE_MERGE;
         o.key = w->schema->f[w->col_key].name;
     }
+    /* managed-sql: the staging table holds exactly this batch (a retried batch finds it
+     * there, its txn already committed); applying it is an idempotent MERGE, so a batch
+     * replayed after a crash lands once */
+    if (w->d->conf.managed) o.mode = LAKE_OVERWRITE;
     lake_writer *lw = lake_writer_open(w->table, w->schema, &o, err);
     if (!lw) return -1;
     if (w->rows->n_rows && lake_write(lw, w->rows, err)) {
         lake_abort(lw);
         return -1;
     }
-    return lake_commit(lw, res, err);
+    int rc = lake_commit(lw, res, err);
+    if (rc == 0 && w->d->conf.managed)
+        rc = dbx_apply(&w->d->conf.dbx, w->table, w->schema, w->schema->f[w->col_key].name, err);
+    return rc;
 }
 
 /* Fault injection for the crash tests: with FL_SUBS_KILL_AFTER_COMMIT=N in the

@@ -145,6 +145,10 @@ void subs_conf_free(subs_conf *c)
     free(c->topic_url);
     free(c->view);
     free(c->table_path);
+    free((char *)c->dbx.workspace);
+    free((char *)c->dbx.warehouse);
+    free((char *)c->dbx.table);
+    free((char *)c->dbx.staging);
     memset(c, 0, sizeof *c);
 }
 
@@ -212,11 +216,27 @@ static int conf_param(const char *name, const json_val *v, const char *sfx, subs
         c->table_path = xstrdup(v->u.s);
     } else if (!strcmp(name, "writeMode")) {
         if (want_string(v, sfx, name, err)) return -1;
-        if (strcmp(v->u.s, "external-direct")) {
-            fl_err_set(err, 400, name, "writeMode '%.60s' is not supported (external-direct)",
-                       v->u.s);
+        if (strcmp(v->u.s, "external-direct") && strcmp(v->u.s, "managed-sql")) {
+            fl_err_set(err, 400, name, "writeMode '%.60s' is not supported (external-direct "
+                                       "or managed-sql)", v->u.s);
             return -1;
         }
+        c->managed = !strcmp(v->u.s, "managed-sql");
+    } else if (!strcmp(name, "databricksWorkspaceUrl") || !strcmp(name, "databricksWarehouseId") ||
+               !strcmp(name, "tableName") || !strcmp(name, "stagingTablePath")) {
+        if (want_string(v, sfx, name, err)) return -1;
+        const char **slot = !strcmp(name, "tableName")          ? &c->dbx.table
+                            : !strcmp(name, "stagingTablePath")   ? &c->dbx.staging
+                            : !strcmp(name, "databricksWorkspaceUrl") ? &c->dbx.workspace
+                                                                  : &c->dbx.warehouse;
+        *slot = xstrdup(v->u.s);
+    } else if (!strcmp(name, "awsRegion")) {
+        /* the S3 client takes its region from AWS_REGION; accepted for the article's requests */
+        if (want_string(v, sfx, name, err)) return -1;
+    } else if (!strcmp(name, "chunkCount") || !strcmp(name, "initialExportChunkCount") ||
+               !strcmp(name, "targetFileSizeMb")) {
+        long ignored;   /* sizing hints of the article's API: batches already bound the files */
+        return want_count(v, sfx, name, 1, &ignored, err);
     } else if (!strcmp(name, "tableMode")) {
         if (want_string(v, sfx, name, err)) return -1;
         if (strcmp(v->u.s, "append") && strcmp(v->u.s, "current")) {
@@ -286,6 +306,7 @@ static int parse_dest(const json_val *res, subs_conf *c, fl_err *err)
         fl_err_set(err, 400, "viewDefinition", "parameter 'viewDefinition' is required");
         goto fail;
     }
+    if (c->managed) c->table_mode = SUBS_CURRENT;
     return 0;
 fail:
     subs_conf_free(c);
@@ -342,6 +363,10 @@ int subs_validate_destination(subs *sb, const json_val *res, fl_err *err)
 {
     subs_conf c;
     if (parse_dest(res, &c, err)) return -1;
+    if (c.managed && dbx_check(&c.dbx, err)) {   /* parameters + a token, synchronously */
+        subs_conf_free(&c);
+        return -1;
+    }
     pthread_mutex_lock(&sb->mu);
     bool known = topic_by_url(sb, c.topic_url) != NULL;
     pthread_mutex_unlock(&sb->mu);

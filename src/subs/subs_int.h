@@ -8,6 +8,7 @@
 
 #include "../fhirpath/fhirpath.h"
 #include "subs.h"
+#include "../lake/databricks.h"
 
 enum { SUBS_CREATE = 1, SUBS_UPDATE = 2, SUBS_DELETE = 4 };
 enum { SUBS_APPEND = 0, SUBS_CURRENT = 1 };
@@ -34,6 +35,11 @@ typedef struct subs_conf {
     bool skip_initial;
     char *table_path;       /* NULL: DATA/lake/<view name> */
     int table_mode;         /* SUBS_APPEND / SUBS_CURRENT */
+    /* writeMode managed-sql: batches are staged as a Delta table under dbx.staging and
+     * applied to the Databricks table dbx.table (lake/databricks.h); table_mode is then
+     * SUBS_CURRENT (the MERGE replaces each key's rows). Strings malloc'd. */
+    bool managed;
+    dbx_target dbx;
 } subs_conf;
 
 /* Persisted per-destination progress (store job "subs:<queue>"). */

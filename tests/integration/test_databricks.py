@@ -211,3 +211,52 @@ def test_token_endpoint_refusing(dbx, tmp_path):
         assert "wrong-secret" not in s.log()
     finally:
         s.close()
+
+
+def wait_rows(dbx, q, cond, what, timeout=120):
+    deadline = time.time() + timeout
+    rows = None
+    while time.time() < deadline:
+        try:
+            rows = dbx_query(dbx, q)
+        except AssertionError:   # table not created yet
+            rows = None
+        if rows is not None and cond(rows):
+            return rows
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: last rows {rows}")
+
+
+def test_continuous_destination(srv, dbx, s3):
+    """The article's continuous flow: topic + destination with writeMode managed-sql; the
+    initial export and then live creates/updates/deletes reach the Databricks table."""
+    for p in ARTICLE[:2]:
+        put(srv, "Patient/" + p[0], patient(*p))
+    schema = uniq("live").replace("-", "_")
+    table = f"main.{schema}.patient_flat"
+    r = requests.post(srv.url("AidboxSubscriptionTopic"), headers=H, timeout=30, json={
+        "resourceType": "AidboxSubscriptionTopic", "url": "http://example.org/dbx-topic",
+        "status": "active", "trigger": [{"resource": "Patient",
+                                         "supportedInteraction": ["create", "update", "delete"]}]})
+    assert r.status_code == 201, r.text
+    params = [("viewDefinition", "patient_flat"), ("writeMode", "managed-sql"),
+              ("databricksWorkspaceUrl", dbx["url"]), ("databricksWarehouseId", WAREHOUSE),
+              ("tableName", table), ("awsRegion", "us-east-1"),
+              ("stagingTablePath", f"s3://{BUCKET}/staging/{schema}")]
+    dest = {"resourceType": "AidboxTopicDestination", "id": "dbx", "topic": "http://example.org/dbx-topic",
+            "kind": "data-lakehouse-at-least-once",
+            "parameter": [{"name": k, "valueString": v} for k, v in params] +
+                         [{"name": "batchSize", "valueUnsignedInt": 50},
+                          {"name": "sendIntervalMs", "valueUnsignedInt": 200}]}
+    bad = dict(dest, id="dbx-bad", parameter=[p for p in dest["parameter"] if p["name"] != "databricksWarehouseId"])
+    r = requests.put(srv.url("AidboxTopicDestination/dbx-bad"), json=bad, headers=H, timeout=60)
+    assert r.status_code == 400 and "databricksWarehouseId" in r.text, r.text
+    put(srv, "AidboxTopicDestination/dbx", dest)
+    q = f"SELECT id, family_name, is_deleted FROM `main`.`{schema}`.`patient_flat` ORDER BY id"
+    wait_rows(dbx, q, lambda rows: rows == [["patient-1", "Smith", "0"], ["patient-2", "Garcia", "0"]],
+              "initial export")
+    put(srv, "Patient/patient-3", patient(*ARTICLE[2]))
+    put(srv, "Patient/patient-1", patient("patient-1", "male", "1990-01-15", "Smith-Jones"))
+    assert requests.delete(srv.url("Patient/patient-2"), timeout=30).status_code in (200, 204)
+    want = [["patient-1", "Smith-Jones", "0"], ["patient-2", None, "1"], ["patient-3", "Chen", "0"]]
+    wait_rows(dbx, q, lambda rows: rows == want, "live batches")
