@@ -606,7 +606,12 @@ static int open_writer(store *s, const char *path, fl_err *err)
     /* FULL durability comes from the leader's fsync of the WAL after each group commit,
      * so the connection itself commits without syncing (and checkpoints sync as NORMAL). */
     s->wdb = open_conn(path, STORE_SYNC_NORMAL, err);
-    if (!s->wdb || exec_sql(s->wdb, SCHEMA, err)) return -1;
+    /* Up to 512 MiB of page cache for the writer: random ids spread inserts over the
+     * whole (type, id) indexes, and re-reading evicted pages dominated large loads
+     * (1.95M resources: 57 s -> 51 s). Readers keep 64 MiB each. */
+    if (!s->wdb || exec_sql(s->wdb, "PRAGMA cache_size=-524288", err) ||
+        exec_sql(s->wdb, SCHEMA, err))
+        return -1;
     for (int i = 0; i < W_N; i++) {
         if (sqlite3_prepare_v3(s->wdb, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
                                NULL) != SQLITE_OK) {
