@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MERGE_ATTEMPTS 20
 #define ROW_GROUP_BYTES (64u << 20)
@@ -46,6 +47,7 @@ struct lake_writer {
     rows_schema *tab_schema;     /* table fields after evolution: what rewrites carry */
     char *new_schema_string;     /* NULL: the table's schema is unchanged */
     bool creating, skip;
+    bool made_root, committed;   /* we created the table directory / a commit landed */
     int in_key;                  /* key column in in_schema (merge) */
     data_slot slots[LAKE_MAX_THREADS];  /* data files being written, one per thread */
     int n_slots;
@@ -269,9 +271,19 @@ static char *xstrdup(const char *s)
     return d;
 }
 
+static bool is_local(const char *url)
+{
+    return !strstr(url, "://") || !strncmp(url, "file://", 7);
+}
+
 static int open_table(lake_writer *w, const char *url, fl_err *err)
 {
-    w->os = objstore_open(url, true, err);
+    fl_err probe = {0};
+    w->os = objstore_open(url, false, &probe);
+    if (!w->os && probe.status == 404 && is_local(url)) {
+        w->os = objstore_open(url, true, err);
+        w->made_root = w->os != NULL;   /* removed again if nothing gets committed */
+    } else if (!w->os) *err = probe;
     if (!w->os) return -1;
     w->snap = delta_snapshot_load(w->os, -1, true, err);
     if (!w->snap) return -1;
@@ -774,6 +786,7 @@ int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
         w->res.files_added += (int64_t)w->n_rewritten;
     }
     if (res) *res = w->res;
+    w->committed = rc == 0 && !w->res.skipped;
     for (size_t i = 0; rc == 0 && i < w->n_added; i++) {
         free(w->added[i].key);
         free(w->added[i].stats);
@@ -786,6 +799,16 @@ int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
     if (rc == 0) w->n_rewritten = 0;
     lake_abort(w);
     return rc;
+}
+
+/* A failed first write leaves no empty table directory behind (rmdir only removes empty
+ * directories, so nothing of anyone else's can go). */
+static void remove_empty_root(objstore *os)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/_delta_log", objstore_root(os));
+    rmdir(path);
+    rmdir(objstore_root(os));
 }
 
 void lake_abort(lake_writer *w)
@@ -812,6 +835,7 @@ void lake_abort(lake_writer *w)
     free(w->key_col);
     free(w->app_id);
     delta_snapshot_free(w->snap);
+    if (w->made_root && !w->committed) remove_empty_root(w->os);
     objstore_close(w->os);
     free(w);
 }
