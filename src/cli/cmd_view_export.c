@@ -1,9 +1,9 @@
 /* cmd_view_export.c: `fhirlake view export VIEW.json INPUT... --to PATH [--mode merge|append|
  * overwrite] [--key COLUMN] [--codec snappy|zstd|none] [--delete-absent] [--file-rows N]
  * [--app ID --app-version N] [--jobs N] [--threads N]`: the offline pipeline. NDJSON
- * files, Bundles or single resources (a FHIR Bulk Data export, "-" = stdin) go through the
- * ViewDefinition into one atomic Delta commit (lake.h). Default mode merge on the view's key
- * column (its getResourceKey() or id column).
+ * files (plain or .gz), Bundles or single resources (a FHIR Bulk Data export, "-" = stdin)
+ * go through the ViewDefinition into one atomic Delta commit (lake.h). Default mode merge
+ * on the view's key column (its getResourceKey() or id column).
  *
  * Pipeline: the main thread reads the inputs in chunks of whole lines into a small bounded
  * queue; --jobs worker threads (default: online CPUs, at most 8) parse and evaluate them,
@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include "../lake/lake.h"
 #include "../sof/sof.h"
@@ -242,7 +244,31 @@ static long count_lines(const char *p, size_t n)
 /* Reads one input into chunks: NDJSON cut after the last line end of each full buffer
  * (the partial line moves to the next buffer), else one whole document. Buffers come from
  * the pool and are read into directly. */
-static bool read_input(shared *sh, FILE *in, const char *name)
+/* An input: a plain stream, or a gzip file (NAME.gz, read through zlib). */
+typedef struct input {
+    FILE *f;
+    gzFile gz;
+} input;
+
+/* Fills p[0..n) as far as the input goes; 0 at the end. -1 on a read error. */
+static long input_read(input *in, char *p, size_t n)
+{
+    if (!in->gz) {
+        size_t got = fread(p, 1, n, in->f);
+        return ferror(in->f) ? -1 : (long)got;
+    }
+    size_t total = 0;
+    while (total < n) {
+        unsigned want = n - total > (1u << 30) ? 1u << 30 : (unsigned)(n - total);
+        int got = gzread(in->gz, p + total, want);
+        if (got < 0) return -1;
+        if (got == 0) break;
+        total += (size_t)got;
+    }
+    return (long)total;
+}
+
+static bool read_input(shared *sh, input *in, const char *name)
 {
     size_t cap = CHUNK_BYTES, len = 0;
     char *p = take_buffer(sh);
@@ -253,7 +279,15 @@ static bool read_input(shared *sh, FILE *in, const char *name)
             cap *= 2;
             if (!(p = realloc(p, cap + 1))) abort();
         }
-        size_t got = fread(p + len, 1, cap - len, in);
+        long r = input_read(in, p + len, cap - len);
+        if (r < 0) {
+            fl_err e;
+            fl_err_set(&e, 500, name, "cannot read %s", name);
+            fail_shared(sh, &e);
+            ok = false;
+            break;
+        }
+        size_t got = (size_t)r;
         len += got;
         bool eof = got == 0;
         if (first && (len == cap || eof || memchr(p, '\n', len))) {
@@ -288,15 +322,20 @@ static bool read_all(shared *sh, const char **inputs, int n)
 {
     for (int i = 0; i < n; i++) {
         const char *name = inputs[i];
-        FILE *in = strcmp(name, "-") ? fopen(name, "rb") : stdin;
-        if (!in) {
+        size_t nl = strlen(name);
+        input in = {NULL, NULL};
+        if (nl > 3 && !strcmp(name + nl - 3, ".gz")) in.gz = gzopen(name, "rb");
+        else in.f = strcmp(name, "-") ? fopen(name, "rb") : stdin;
+        if (!in.f && !in.gz) {
             fl_err e;
             fl_err_set(&e, 404, name, "cannot open input %s", name);
             fail_shared(sh, &e);
             return false;
         }
-        bool ok = read_input(sh, in, name);
-        if (in != stdin) fclose(in);
+        if (in.gz) gzbuffer(in.gz, 1u << 20);
+        bool ok = read_input(sh, &in, name);
+        if (in.gz) gzclose(in.gz);
+        else if (in.f != stdin) fclose(in.f);
         if (!ok) return false;
     }
     return true;

@@ -131,3 +131,15 @@ def test_export_big_input_in_chunks_and_line_numbers(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert len(read_rs(str(tmp_path / "t3"))) == 3
+
+
+def test_export_gzip_input(tmp_path):
+    import gzip
+    src = tmp_path / "Patient.ndjson.gz"
+    with gzip.open(src, "wt") as f:
+        for i in range(50):
+            f.write(json.dumps(patient(i)) + "\n")
+    t = str(tmp_path / "t")
+    res = export(tmp_path, [str(src)], t)
+    assert res["rows"] == 50
+    assert read_rs(t) == sorted([expect(i) for i in range(50)], key=lambda r: r["id"])
