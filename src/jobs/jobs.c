@@ -17,6 +17,7 @@
 #include "../format/text.h"
 #include "../lake/databricks.h"
 #include "../lake/lake.h"
+#include "../lake/secrets.h"
 #include "../lake/s3.h"
 #include "../sof/sof.h"
 
@@ -253,6 +254,29 @@ static const char *staging_dir(jobs_engine *e, const job *j, arena *a)
 }
 
 /* Builds the in-memory job from its state object (submit and resume share this). */
+/* Resolves the job's S3 settings (secret references included) and registers them for its
+ * s3:// tables, so objstore_open finds them by URL. */
+static int register_s3(jobs_engine *e, job *j, const json_val *s3, fl_err *err)
+{
+    const char *kref = json_get_str(s3, "keyRef"), *sref = json_get_str(s3, "secretRef");
+    char *key = NULL, *secret = NULL;
+    if ((kref && secrets_resolve(e->data, "awsAccessKeyId", kref, &key, err)) ||
+        (sref && secrets_resolve(e->data, "awsSecretAccessKey", sref, &secret, err))) {
+        if (key) explicit_bzero(key, strlen(key));
+        free(key);
+        return -1;
+    }
+    s3_config c = {.endpoint = json_get_str(s3, "endpoint"), .region = json_get_str(s3, "region"),
+                   .access_key_id = key, .secret_access_key = secret};
+    for (size_t v = 0; v < j->n_views; v++)
+        if (j->tables[v] && !strncmp(j->tables[v], "s3://", 5)) s3_register(j->tables[v], &c);
+    if (key) explicit_bzero(key, strlen(key));
+    if (secret) explicit_bzero(secret, strlen(secret));
+    free(key);
+    free(secret);
+    return 0;
+}
+
 static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_err *err)
 {
     job *j = calloc(1, sizeof *j);
@@ -328,7 +352,11 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
         if (j->lakehouse) rows_schema_add(sc, "is_deleted", ROWS_INT32, false);
         j->stage[v] = sc;
     }
-    (void)e;
+    const json_val *s3 = json_get(spec, "s3");
+    if (json_is(s3, JSON_OBJECT) && register_s3(e, j, s3, err)) {
+        job_free(j);
+        return NULL;
+    }
     return j;
 }
 
@@ -995,6 +1023,15 @@ static void spec_write(jobs_engine *e, const jobs_spec *sp, buf *out)
     jw_arr_end(&w);
     jw_key(&w, "lakehouse");
     jw_bool(&w, sp->lakehouse);
+    if (sp->s3_endpoint || sp->aws_region || sp->aws_key_id_ref || sp->aws_secret_ref) {
+        jw_key(&w, "s3");
+        jw_obj_begin(&w);
+        const char *k[] = {"endpoint", "region", "keyRef", "secretRef"};
+        const char *v[] = {sp->s3_endpoint, sp->aws_region, sp->aws_key_id_ref, sp->aws_secret_ref};
+        for (int i = 0; i < 4; i++)
+            if (v[i]) jw_key(&w, k[i]), jw_str(&w, v[i]);
+        jw_obj_end(&w);
+    }
     if (sp->dbx) {
         jw_key(&w, "dbx");
         jw_obj_begin(&w);
@@ -1057,6 +1094,19 @@ static int validate(const jobs_spec *sp, fl_err *err)
         snprintf(where, sizeof where, "view[%zu].tablePath", i);
         if (sp->lakehouse && sp->views[i].table && check_table(sp->views[i].table, where, err))
             return -1;
+    }
+    if ((sp->aws_key_id_ref && !secrets_is_ref(sp->aws_key_id_ref)) ||
+        (sp->aws_secret_ref && !secrets_is_ref(sp->aws_secret_ref))) {   /* never echo it */
+        const char *p = sp->aws_key_id_ref && !secrets_is_ref(sp->aws_key_id_ref)
+                            ? "awsAccessKeyId" : "awsSecretAccessKey";
+        fl_err_set(err, 400, p, "%s must be a secret reference (\"secret:NAME\" from the "
+                                "server's secrets file), not a value", p);
+        return -1;
+    }
+    if (!sp->aws_key_id_ref != !sp->aws_secret_ref) {
+        fl_err_set(err, 400, sp->aws_key_id_ref ? "awsSecretAccessKey" : "awsAccessKeyId",
+                   "awsAccessKeyId and awsSecretAccessKey go together");
+        return -1;
     }
     if (sp->dbx && (!sp->lakehouse || sp->n_views != 1)) {
         fl_err_set(err, 400, "writeMode", "writeMode managed-sql exports one view (kind "

@@ -64,6 +64,10 @@ typedef struct jobs_spec {
      * under dbx->staging, then applied to the Databricks table dbx->table by
      * lake/databricks.h (output location databricks-uc:<table>). NULL otherwise. */
     const struct dbx_target *dbx;
+    /* S3 settings for s3:// tables (NULL = the environment's AWS_*): endpoint override,
+     * region, and credentials given only as secret references ("secret:NAME", resolved
+     * from the server's secrets file by lake/secrets.h; the state keeps the references). */
+    const char *s3_endpoint, *aws_region, *aws_key_id_ref, *aws_secret_ref;
 } jobs_spec;
 
 /* Validates and starts a job; id_out receives its id. */

@@ -46,6 +46,70 @@ typedef struct s3_req {
     size_t sent;
 } s3_req;
 
+/* ---- settings registered per URL prefix (s3_register) ---- */
+typedef struct reg_entry {
+    struct reg_entry *next;
+    char *prefix;
+    char *f[5];   /* endpoint, region, access key id, secret, session token */
+    s3_config cfg;
+} reg_entry;
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static reg_entry *reg_head;
+
+static char *dup_or_null(const char *s)
+{
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) abort();
+    return d;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+void s3_register(const char *url_prefix, const s3_config *cfg)
+{
+    pthread_mutex_lock(&reg_mu);
+    reg_entry *e = reg_head;
+    while (e && strcmp(e->prefix, url_prefix)) e = e->next;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e) abort();
+        e->prefix = dup_or_null(url_prefix);
+        e->next = reg_head;
+        reg_head = e;
+    }
+    for (int i = 0; i < 5; i++) wipe_free(e->f[i]);
+    e->f[0] = dup_or_null(cfg->endpoint);
+    e->f[1] = dup_or_null(cfg->region);
+    e->f[2] = dup_or_null(cfg->access_key_id);
+    e->f[3] = dup_or_null(cfg->secret_access_key);
+    e->f[4] = dup_or_null(cfg->session_token);
+    e->cfg = (s3_config){e->f[0], e->f[1], e->f[2], e->f[3], e->f[4]};
+    pthread_mutex_unlock(&reg_mu);
+}
+
+/* Copies the registered settings for url into *out (strings dup'd into f). */
+static bool registered(const char *url, s3_config *out, char *f[5])
+{
+    pthread_mutex_lock(&reg_mu);
+    reg_entry *best = NULL;
+    for (reg_entry *e = reg_head; e; e = e->next)
+        if (!strncmp(url, e->prefix, strlen(e->prefix)) &&
+            (!best || strlen(e->prefix) > strlen(best->prefix)))
+            best = e;
+    if (best) {
+        for (int i = 0; i < 5; i++) f[i] = dup_or_null(best->f[i]);
+        *out = (s3_config){f[0], f[1], f[2], f[3], f[4]};
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return best != NULL;
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
@@ -113,10 +177,21 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
+static s3store *open_with(const char *url, const s3_config *cfg, fl_err *err);
+
 s3store *s3_open(const char *url, const s3_config *cfg, fl_err *err)
 {
-    s3_config none = {0};
-    if (!cfg) cfg = &none;
+    if (cfg) return open_with(url, cfg, err);
+    s3_config reg = {0};
+    char *f[5] = {0};
+    registered(url, &reg, f);
+    s3store *s = open_with(url, &reg, err);
+    for (int i = 0; i < 5; i++) wipe_free(f[i]);
+    return s;
+}
+
+static s3store *open_with(const char *url, const s3_config *cfg, fl_err *err)
+{
     pthread_once(&curl_once, curl_init_once);
     char *bucket, *prefix;
     if (s3_parse_url(url, &bucket, &prefix, err) != 0) return NULL;

@@ -38,8 +38,15 @@ typedef struct s3_config {
 
 typedef struct s3store s3store;
 
-/* url is "s3://bucket" or "s3://bucket/prefix". cfg may be NULL. */
+/* url is "s3://bucket" or "s3://bucket/prefix". cfg may be NULL: then the settings
+ * registered with s3_register for the longest prefix of url apply, if any. */
 s3store *s3_open(const char *url, const s3_config *cfg, fl_err *err);
+
+/* Records settings (copied) for every s3:// URL that starts with url_prefix, for the life
+ * of the process; registering the same prefix again replaces them. This is how request
+ * parameters (s3Endpoint, awsRegion, secret references resolved by secrets.h) reach
+ * objstore_open, which takes only a URL. */
+void s3_register(const char *url_prefix, const s3_config *cfg);
 void s3_close(s3store *s);
 const char *s3_spool_dir(const s3store *s);
 

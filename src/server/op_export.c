@@ -139,6 +139,10 @@ static bool parse_options(const http_req *req, const json_val *body, jobs_spec *
         t->staging = opv_get(req, body, "stagingTablePath");
         sp->dbx = t;
     }
+    sp->s3_endpoint = opv_get(req, body, "s3Endpoint");
+    sp->aws_region = opv_get(req, body, "awsRegion");
+    sp->aws_key_id_ref = opv_get(req, body, "awsAccessKeyId");
+    sp->aws_secret_ref = opv_get(req, body, "awsSecretAccessKey");
     sp->format = opv_get(req, body, "_format");
     sp->header = !hdr || strcmp(hdr, "false");
     if (since && fl_time_parse(since, strlen(since), &sp->since)) {

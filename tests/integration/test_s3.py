@@ -284,3 +284,64 @@ def test_export_and_destination_to_s3(s3, fhir_server_factory):
         time.sleep(0.2)
     else:
         raise AssertionError(f"destination rows never arrived: {current()} {srv.log()[-2000:]}")
+
+
+def test_export_with_endpoint_parameter_and_secret_references(s3, tmp_path):
+    """No AWS_* in the server's environment: s3Endpoint, awsRegion and the credentials as
+    secret references (DATA/secrets.json) carry everything; clear credentials are refused
+    without being echoed; the secret never reaches the database or the log."""
+    from conftest import FhirServer
+    data = tmp_path / "data"
+    data.mkdir()
+    secret_value = "s3cr3t-" + uniq("v")
+    (data / "secrets.json").write_text(json.dumps({"lake-key": KEY["AWS_ACCESS_KEY_ID"],
+                                                   "lake-secret": secret_value}))
+    saved = {k: os.environ.pop(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_ENDPOINT_URL", "AWS_REGION") if k in os.environ}
+    try:
+        srv = FhirServer(data).start()
+    finally:
+        os.environ.update(saved)
+    try:
+        put(srv, "ViewDefinition/patient_flat", VIEW)
+        put(srv, "Patient/p1", {"resourceType": "Patient", "id": "p1", "name": [{"family": "A"}]})
+        table = f"s3://{BUCKET}/t/{uniq('secret')}"
+
+        def body(*extra):
+            return {"resourceType": "Parameters", "parameter": [
+                {"name": "view", "part": [
+                    {"name": "name", "valueString": "patient_flat"},
+                    {"name": "viewReference", "valueReference": {"reference": "ViewDefinition/patient_flat"}}]},
+                {"name": "kind", "valueString": "data-lakehouse"},
+                {"name": "tablePath", "valueString": table}] + list(extra)}
+
+        def kick(b):
+            return requests.post(srv.url("ViewDefinition/$viewdefinition-export"), json=b,
+                                 headers={**H, "Prefer": "respond-async"}, timeout=30)
+
+        ep = {"name": "s3Endpoint", "valueString": s3["endpoint"]}
+        rg = {"name": "awsRegion", "valueString": "us-east-1"}
+        r = kick(body(ep, rg, {"name": "awsAccessKeyId", "valueString": "AKIACLEARVALUE"},
+                      {"name": "awsSecretAccessKey", "valueString": "clear-secret-value"}))
+        assert r.status_code == 400 and "secret reference" in r.text, r.text
+        assert "AKIACLEARVALUE" not in r.text and "clear-secret-value" not in r.text
+        r = kick(body(ep, rg, {"name": "awsAccessKeyId", "valueString": "secret:lake-key"},
+                      {"name": "awsSecretAccessKey", "valueString": "secret:no-such"}))
+        assert r.status_code == 400 and "no-such" in r.text, r.text
+        # without any credentials the export fails (asynchronously, at the first S3 call)
+        r = kick(body(ep, rg))
+        assert r.status_code == 202, r.text
+        m = wait_done(r.headers["Content-Location"])
+        assert [p for p in m["parameter"] if p["name"] == "status"][0]["valueCode"] == "failed"
+        r = kick(body(ep, rg, {"name": "awsAccessKeyId", "valueString": "secret:lake-key"},
+                      {"name": "awsSecretAccessKey", "valueString": "secret:lake-secret"}))
+        assert r.status_code == 202, r.text
+        m = wait_done(r.headers["Content-Location"])
+        assert [p for p in m["parameter"] if p["name"] == "status"][0]["valueCode"] == "completed", m
+        assert [(r["id"], r["family_name"]) for r in read_rs(s3, table)] == [("p1", "A")]
+        srv.stop()
+        for f in os.listdir(data):
+            if f != "secrets.json" and os.path.isfile(data / f):
+                assert secret_value.encode() not in (data / f).read_bytes(), f
+    finally:
+        srv.close()
