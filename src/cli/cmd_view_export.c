@@ -5,14 +5,17 @@
  * go through the ViewDefinition into one atomic Delta commit (lake.h). Default mode merge
  * on the view's key column (its getResourceKey() or id column).
  *
- * Pipeline: the main thread reads the inputs in chunks of whole lines into a small bounded
- * queue; --jobs worker threads (default: online CPUs, at most 8) parse and evaluate them,
+ * Pipeline: the main thread cuts the inputs into chunks of whole lines (regular files are
+ * mapped, other inputs read into pooled buffers) and queues them (bounded); --jobs worker threads (default: online CPUs, at most 8) parse and evaluate them,
  * each into its own row batch, and hand full batches to the table writer under a lock.
  * Memory stays bounded: a few chunks, one batch per worker, one row group per data file. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -25,6 +28,7 @@
 #define BATCH_BYTES (16u << 20)
 #define CHUNK_BYTES (4u << 20)
 #define MAX_JOBS 8
+#define PARSE_ARENA_BLOCK (1u << 20)  /* one resource's DOM fits: no block churn per line */
 
 /* A run of whole NDJSON lines, or (whole = true) one JSON document. */
 typedef struct chunk {
@@ -72,6 +76,7 @@ static char *take_buffer(shared *sh)
 
 static void give_buffer(shared *sh, char *p, size_t cap)
 {
+    if (!cap) return;   /* a range of a mapped file: unmapped by read_mapped */
     pthread_mutex_lock(&sh->mu);
     if (cap == CHUNK_BYTES && sh->n_pool < (int)(sizeof sh->pool / sizeof sh->pool[0])) {
         sh->pool[sh->n_pool++] = p;
@@ -81,8 +86,18 @@ static void give_buffer(shared *sh, char *p, size_t cap)
     free(p);
 }
 
+/* Parsed range of a mapped file: drop its pages from our resident set (they stay in the
+ * page cache), so RSS stays bounded whatever the file size. */
+static void release_mapped(const char *p, size_t len)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + len) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static void free_chunk(shared *sh, chunk *c)
 {
+    if (!c->cap) release_mapped(c->p, c->len);
     give_buffer(sh, c->p, c->cap);
     free(c);
 }
@@ -318,11 +333,60 @@ static bool read_input(shared *sh, input *in, const char *name)
     return ok;
 }
 
-static bool read_all(shared *sh, const char **inputs, int n)
+/* Regular files are mapped and cut into line-aligned ranges: no read() copy. The mapping
+ * lives until every chunk pointing into it has been parsed. */
+typedef struct mapping {
+    void *p;
+    size_t len;
+} mapping;
+
+static bool read_mapped(shared *sh, const char *name, const char *p, size_t len)
+{
+    if (!looks_ndjson(p, len, true))
+        return push_chunk(sh, new_chunk((char *)p, len, 0, 1, name, true));
+    long line = 1;
+    for (size_t off = 0; off < len;) {
+        size_t end = off + CHUNK_BYTES < len ? off + CHUNK_BYTES : len;
+        if (end < len) {
+            const char *nl = memchr(p + end, '\n', len - end);
+            end = nl ? (size_t)(nl - p) + 1 : len;
+        }
+        long lines = count_lines(p + off, end - off);
+        if (!push_chunk(sh, new_chunk((char *)p + off, end - off, 0, line, name, false)))
+            return false;
+        line += lines;
+        off = end;
+    }
+    return true;
+}
+
+/* Maps name if it is a non-empty regular file; false to fall back to reading. */
+static bool try_map(const char *name, mapping *m)
+{
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    m->p = NULL;
+    if (fd < 0) return false;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        m->len = (size_t)st.st_size;
+        m->p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m->p == MAP_FAILED) m->p = NULL;
+        else madvise(m->p, m->len, MADV_SEQUENTIAL);
+    }
+    close(fd);
+    return m->p != NULL;
+}
+
+static bool read_all(shared *sh, const char **inputs, int n, mapping *maps)
 {
     for (int i = 0; i < n; i++) {
         const char *name = inputs[i];
         size_t nl = strlen(name);
+        bool gz = nl > 3 && !strcmp(name + nl - 3, ".gz");
+        if (!gz && strcmp(name, "-") && try_map(name, &maps[i])) {
+            if (!read_mapped(sh, name, maps[i].p, maps[i].len)) return false;
+            continue;
+        }
         input in = {NULL, NULL};
         if (nl > 3 && !strcmp(name + nl - 3, ".gz")) in.gz = gzopen(name, "rb");
         else in.f = strcmp(name, "-") ? fopen(name, "rb") : stdin;
@@ -457,8 +521,10 @@ static bool pump(shared *sh, const args *a)
     worker ws[MAX_JOBS];
     pthread_t th[MAX_JOBS];
     int started = 0;
+    mapping *maps = calloc((size_t)a->n_inputs + 1, sizeof *maps);
+    if (!maps) abort();
     for (int i = 0; i < a->jobs; i++)
-        ws[i] = (worker){.sh = sh, .ctx = sof_ctx_new(), .a = arena_new(0),
+        ws[i] = (worker){.sh = sh, .ctx = sof_ctx_new(), .a = arena_new(PARSE_ARENA_BLOCK),
                          .b = rows_batch_new(sof_view_schema(sh->v))};
     while (started < a->jobs && pthread_create(&th[started], NULL, worker_main, &ws[started]) == 0)
         started++;
@@ -466,7 +532,7 @@ static bool pump(shared *sh, const args *a)
         fl_err e;
         fl_err_set(&e, 500, "", "cannot start worker threads");
         fail_shared(sh, &e);
-    } else read_all(sh, a->inputs, a->n_inputs);
+    } else read_all(sh, a->inputs, a->n_inputs, maps);
     pthread_mutex_lock(&sh->mu);
     sh->done = true;
     pthread_cond_broadcast(&sh->changed);
@@ -483,6 +549,9 @@ static bool pump(shared *sh, const args *a)
     }
     for (int i = 0; i < sh->n_pool; i++) free(sh->pool[i]);
     sh->n_pool = 0;
+    for (int i = 0; i < a->n_inputs; i++)   /* every chunk is gone: unmap */
+        if (maps[i].p) munmap(maps[i].p, maps[i].len);
+    free(maps);
     return !sh->failed;
 }
 
