@@ -83,7 +83,8 @@ static int http_do(http_call *c, fl_err *err)
         nanosleep(&ts, NULL);
         delay_ms *= 3;
     }
-    if (!c->out->p) buf_reserve(c->out, 1);
+    buf_reserve(c->out, 1);
+    c->out->p[c->out->len] = 0;
     if (cc != CURLE_OK) {
         fl_err_set(err, 502, "databricksWorkspaceUrl", "Databricks %s %s: %s", c->method, c->url,
                    curl_easy_strerror(cc));

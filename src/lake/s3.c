@@ -44,6 +44,7 @@ typedef struct s3_req {
     int64_t length;
     int64_t mtime_ms;
     size_t sent;
+    int attempts;             /* how many times it was sent */
 } s3_req;
 
 /* ---- settings registered per URL prefix (s3_register) ---- */
@@ -122,6 +123,13 @@ static const char *pick(const char *a, const char *env1, const char *env2)
     return v && *v ? v : NULL;
 }
 
+/* Makes b a valid C string even when nothing was ever written to it. */
+static void terminate(buf *b)
+{
+    buf_reserve(b, 1);
+    b->p[b->len] = 0;
+}
+
 /* ---- encoding ---- */
 void s3_uri_encode(buf *out, const char *s, bool keep_slash)
 {
@@ -137,7 +145,7 @@ void s3_uri_encode(buf *out, const char *s, bool keep_slash)
             buf_putc(out, hex[c & 15]);
         }
     }
-    if (!out->p) buf_reserve(out, 1);
+    terminate(out);
 }
 
 int s3_parse_url(const char *url, char **bucket, char **prefix, fl_err *err)
@@ -163,7 +171,7 @@ int s3_parse_url(const char *url, char **bucket, char **prefix, fl_err *err)
         }
         seg = end ? end + 1 : seg + n;
     }
-    buf_reserve(&p, 1);
+    terminate(&p);
     *prefix = buf_detach(&p);
     if (!*bucket) abort();
     return 0;
@@ -401,6 +409,7 @@ static int perform(s3store *s, s3_req *r, fl_err *err)
         }
         if (r->body_file) fseek(r->body_file, r->body_file_off, SEEK_SET);
         cc = perform_once(s, r, url);
+        r->attempts = attempt;
         if (!retryable(cc, r->status) || attempt == MAX_ATTEMPTS) break;
         fl_log(FL_LOG_WARN, "s3: %s %s: %s (attempt %d), retrying", r->method,
                r->key ? r->key : "/", cc ? curl_easy_strerror(cc) : "server error", attempt);
@@ -445,7 +454,7 @@ int s3_get(s3store *s, const char *key, buf *out, fl_err *err)
         return OBJSTORE_NOT_FOUND;
     }
     if (r.status != 200) return fail_status(s, &r, err);
-    if (!out->p) buf_reserve(out, 1);
+    terminate(out);
     return 0;
 }
 
@@ -455,8 +464,13 @@ int s3_put(s3store *s, const char *key, const void *p, size_t n, bool if_absent,
     s3_req r = {.method = "PUT", .key = key, .body = p ? p : "", .body_len = n, .resp = &resp,
                 .hdr = if_absent ? "If-None-Match: *" : NULL};
     int rc = perform(s, &r, err);
-    if (rc == 0 && if_absent && (r.status == 412 || r.status == 409)) rc = OBJSTORE_EXISTS;
-    else if (rc == 0 && r.status != 200) rc = fail_status(s, &r, err);
+    if (rc == 0 && if_absent && (r.status == 412 || r.status == 409)) {
+        rc = OBJSTORE_EXISTS;
+        /* after a lost answer our own first attempt may be what exists: same bytes = ours */
+        if (r.attempts > 1 && s3_get(s, key, &resp, &(fl_err){0}) == 0 && resp.len == n &&
+            (n == 0 || !memcmp(resp.p, p, n)))
+            rc = 0;
+    } else if (rc == 0 && r.status != 200) rc = fail_status(s, &r, err);
     buf_free(&resp);
     return rc;
 }
@@ -500,7 +514,7 @@ static char *xml_unescape(const char *p, size_t n)
             i += strlen(ents[k].e);
         } else buf_putc(&b, p[i++]);
     }
-    buf_reserve(&b, 1);
+    terminate(&b);
     return buf_detach(&b);
 }
 
