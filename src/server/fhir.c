@@ -718,7 +718,7 @@ static void run_op(http_req *req, http_resp *resp, const char *name, int level)
 static void route_instance(http_req *req, http_resp *resp, char **seg, int n)
 {
     if (!http_valid_id(req->id, strlen(req->id))) {
-        http_outcome(resp, 400, "invalid id: must match [A-Za-z0-9\\-\\.]{1,64}", "id");
+        http_outcome(resp, 400, "invalid id: must match [A-Za-z0-9\\-\\._]{1,64} (FHIR id, plus '_' as Aidbox allows)", "id");
         return;
     }
     if (n == 2) {

@@ -224,7 +224,7 @@ static int check_type_and_id(const json_val *res, const char *id, const char *wh
     }
     const json_val *bid = json_get(res, "id");
     if (bid && (!json_is(bid, JSON_STRING) || !http_valid_id(bid->u.s, bid->len))) {
-        fl_err_set(err, 400, where, "invalid id: must match [A-Za-z0-9\\-\\.]{1,64}");
+        fl_err_set(err, 400, where, "invalid id: must match [A-Za-z0-9\\-\\._]{1,64} (FHIR id, plus '_' as Aidbox allows)");
         return -1;
     }
     if (!id) id = bid ? bid->u.s : NULL;
