@@ -125,6 +125,8 @@ static void write_and_answer(http_req *req, http_resp *resp, http_prepared *p,
     store_op op = {.kind = STORE_PUT, .type = p->type, .id = p->id, .if_match = if_match,
                    .render = http_render, .render_ctx = p};
     if (store_commit(req->store, &op, 1, NULL, &err)) {
+        if (is_create && err.status == 412)
+            fl_err_set(&err, 409, "id", "%s/%s already exists; PUT updates it", p->type, p->id);
         http_outcome_err(resp, &err);
         return;
     }
@@ -135,19 +137,38 @@ static void write_and_answer(http_req *req, http_resp *resp, http_prepared *p,
     fhir_put_resource_headers(req, resp, p->type, p->id, op.version, op.ts, resp->status == 201);
 }
 
+/* The article POSTs its ViewDefinition, topic and destination with the id it then uses in
+ * URLs (Aidbox keeps a client id on create). For these configuration types fhirlake does the
+ * same; every other type follows FHIR: the server assigns the id. */
+static bool keeps_client_id(const char *type)
+{
+    return !strcmp(type, "ViewDefinition") || !strcmp(type, "AidboxSubscriptionTopic") ||
+           !strcmp(type, "AidboxTopicDestination");
+}
+
 static void do_create(http_req *req, http_resp *resp)
 {
     json_val *v = parse_body(req, resp);
     if (!v || !type_matches(v, req->type, resp)) return;
-    char id[37];
-    http_new_id(id);
+    char id[72];
+    const json_val *bid = json_get(v, "id");
+    bool keep = keeps_client_id(req->type) && json_is(bid, JSON_STRING);
+    if (keep) {
+        if (!http_valid_id(bid->u.s, bid->len)) {
+            http_outcome(resp, 400, "invalid id: must match [A-Za-z0-9\\-\\._]{1,64}", "id");
+            return;
+        }
+        snprintf(id, sizeof id, "%s", bid->u.s);
+    } else {
+        http_new_id(id);
+        json_obj_remove(v, "id"); /* the server assigns ids on create (the raw path skips it) */
+    }
     http_prepared p = {0};
     fl_err err;
     fl_err_clear(&err);
-    json_obj_remove(v, "id"); /* the server assigns ids on create (the raw path skips it) */
     if (http_prepare_raw(v, req->body, req->body_len, id, &p, "", &err))
         http_outcome_err(resp, &err);
-    else write_and_answer(req, resp, &p, -1, true);
+    else write_and_answer(req, resp, &p, keep ? 0 : -1, true);
     http_prepared_free(&p);
 }
 
