@@ -48,7 +48,7 @@ static const char *SCHEMA =
 /* Writer statements, prepared once. */
 enum {
     W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVE, W_RELEASE, W_ROLLBACK_TO, W_LAST,
-    W_SEL_CUR, W_INS_HIST, W_UPS_CUR, W_INS_OUTBOX, W_N
+    W_SEL_CUR, W_INS_HIST, W_UPS_CUR, W_INS_OUTBOX, W_CTS, W_N
 };
 static const char *WSQL[W_N] = {
     "BEGIN IMMEDIATE",
@@ -67,15 +67,24 @@ static const char *WSQL[W_N] = {
     " ON CONFLICT(rtype, id) DO UPDATE SET version = excluded.version,"
     " ts = excluded.ts, deleted = excluded.deleted",
     "INSERT INTO outbox(topic, ts, payload) VALUES(?1, ?2, ?3)",
+    "SELECT ts FROM main.history WHERE rtype = ?1 AND id = ?2 AND version = 1",
 };
 
 /* Reader statements, prepared lazily per pooled connection. */
 enum {
     R_READ_CUR, R_READ_VER, R_MAX_TS, R_SCAN, R_CHANGES_T, R_CHANGES_ALL, R_TYPES,
     R_OUTBOX_READ, R_OUTBOX_TRIM, R_JOB_PUT, R_JOB_GET, R_JOB_LIST, R_JOB_LIST_ALL,
-    R_JOB_DEL, R_N
+    R_JOB_DEL, R_SCAN_RANGE, R_SCAN_FROM, R_COUNT_IDS, R_IDS, R_N
 };
-#define RES_COLS "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body"
+/* cts (ts of version 1) costs a lookup only for resources updated since their creation */
+#define RES_COLS "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body, CASE WHEN" \
+    " h.version = 1 THEN h.ts ELSE (SELECT y.ts FROM history y WHERE y.rtype = h.rtype AND" \
+    " y.id = h.id AND y.version = 1) END"
+#define SCAN_SQL(RANGE)                                                                    \
+    "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"           \
+    " h.id = c.id AND h.version = CASE WHEN c.ts <= ?2 THEN c.version ELSE"                \
+    " (SELECT max(x.version) FROM history x WHERE x.rtype = c.rtype AND x.id = c.id"       \
+    "  AND x.ts <= ?2) END WHERE c.rtype = ?1 AND (?3 OR h.deleted = 0)" RANGE " ORDER BY c.id"
 static const char *RSQL[R_N] = {
     "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
     " h.id = c.id AND h.version = c.version WHERE c.rtype = ?1 AND c.id = ?2",
@@ -102,6 +111,10 @@ static const char *RSQL[R_N] = {
     " ORDER BY created",
     "SELECT id, kind, status, state, created, updated FROM jobs ORDER BY created",
     "DELETE FROM jobs WHERE id = ?1",
+    SCAN_SQL(" AND c.id >= ?4 AND c.id < ?5"),
+    SCAN_SQL(" AND c.id >= ?4"),
+    "SELECT count(*) FROM current WHERE rtype = ?1",
+    "SELECT id FROM current WHERE rtype = ?1 ORDER BY id",
 };
 
 typedef struct rconn {
@@ -143,8 +156,9 @@ struct store {
     int nr;
     pthread_mutex_t rmu;
     pthread_cond_t rcv;
-    store_listener_fn listener;
-    void *listener_ctx;
+    pthread_cond_t wcv;        /* writer_busy went to 0 */
+    struct { store_listener_fn fn; void *ctx; } lis[STORE_MAX_LISTENERS];
+    int nlis;                  /* changed only while holding the writer (writer_hold) */
     buf body;             /* writer's render buffer, reused */
 };
 
@@ -201,6 +215,7 @@ static void row_to_res(sqlite3_stmt *st, store_res *r)
     r->deleted = sqlite3_column_int(st, 5);
     r->body = col_text(st, 6);
     r->body_len = (size_t)sqlite3_column_bytes(st, 6);
+    r->cts = sqlite3_column_int64(st, 7);
 }
 
 static sqlite3 *open_conn(const char *path, int sync, fl_err *err)
@@ -325,14 +340,27 @@ static int apply_delete(store *s, store_op *op, int64_t cur_ver, int64_t txid, i
     return 0;
 }
 
+/* Calls every listener in registration order; the first failure fails the request (its
+ * savepoint rolls back whatever the earlier listeners wrote). */
 static int notify(store *s, store_op *op, int64_t txid, int64_t ts, fl_err *err)
 {
-    if (!s->listener) return 0;
+    if (!s->nlis) return 0;
     store_res r = {op->type, op->id, op->version, ts, txid, op->kind == STORE_DELETE,
                    op->kind == STORE_DELETE ? NULL : s->body.p,
-                   op->kind == STORE_DELETE ? 0 : s->body.len};
+                   op->kind == STORE_DELETE ? 0 : s->body.len, 0};
+    if (op->version > 1) { /* cts: ts of version 1 */
+        sqlite3_stmt *q = s->w[W_CTS];
+        bind_text(q, 1, op->type);
+        bind_text(q, 2, op->id);
+        if (sqlite3_step(q) == SQLITE_ROW) r.cts = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+    } else {
+        r.cts = ts;
+    }
     store_tx tx = {s, ts};
-    return s->listener(s->listener_ctx, &tx, &r, err);
+    for (int i = 0; i < s->nlis; i++)
+        if (s->lis[i].fn(s->lis[i].ctx, &tx, &r, err)) return -1;
+    return 0;
 }
 
 /* Applies one op inside the open savepoint. */
@@ -508,6 +536,7 @@ static void lead(store *s)
     run_batch(s, list);
     pthread_mutex_lock(&s->qmu);
     s->writer_busy = 0;
+    pthread_cond_broadcast(&s->wcv);
     hand_over(s);
     if (s->sync == STORE_SYNC_FULL) {
         /* The next group commits while this one waits for its fsync; an fsync started
@@ -601,6 +630,8 @@ int store_commit_async(store *s, store_op *ops, size_t n, store_done_fn done, vo
 }
 
 /* ---- open / close ---- */
+static int writer_prepare(store *s, fl_err *err);
+
 static int open_writer(store *s, const char *path, fl_err *err)
 {
     /* FULL durability comes from the leader's fsync of the WAL after each group commit,
@@ -612,14 +643,7 @@ static int open_writer(store *s, const char *path, fl_err *err)
     if (!s->wdb || exec_sql(s->wdb, "PRAGMA cache_size=-524288", err) ||
         exec_sql(s->wdb, SCHEMA, err))
         return -1;
-    for (int i = 0; i < W_N; i++) {
-        if (sqlite3_prepare_v3(s->wdb, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
-                               NULL) != SQLITE_OK) {
-            db_err(err, s->wdb, WSQL[i]);
-            return -1;
-        }
-    }
-    return 0;
+    return writer_prepare(s, err);
 }
 
 store *store_open(const char *dir, const store_opts *opts, fl_err *err)
@@ -634,6 +658,7 @@ store *store_open(const char *dir, const store_opts *opts, fl_err *err)
     s->nr = opts && opts->read_conns > 0 ? opts->read_conns : 8;
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
+    pthread_cond_init(&s->wcv, NULL);
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->rcv, NULL);
     char path[4096];
@@ -667,7 +692,7 @@ void store_close(store *s)
     for (int i = 0; i < s->writers_started; i++) pthread_join(s->writer[i], NULL);
     if (s->wal_fd >= 0) close(s->wal_fd);
     for (int i = 0; i < W_N; i++) sqlite3_finalize(s->w[i]);
-    sqlite3_close(s->wdb);
+    sqlite3_close_v2(s->wdb); /* statements a listener left on it are its owner's to free */
     for (int i = 0; s->rc && i < s->nr; i++) {
         for (int j = 0; j < R_N; j++) sqlite3_finalize(s->rc[i].st[j]);
         sqlite3_close(s->rc[i].db);
@@ -676,18 +701,106 @@ void store_close(store *s)
     buf_free(&s->body);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
+    pthread_cond_destroy(&s->wcv);
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->rcv);
     free(s);
 }
 
-void store_set_listener(store *s, store_listener_fn fn, void *ctx)
+/* Takes the write connection between batches (no batch runs until writer_free), so the
+ * listener list and the connection's schema can change safely. */
+static void writer_hold(store *s)
 {
-    pthread_mutex_lock(&s->qmu); /* the writer reads these between batches only */
-    s->listener = fn;
-    s->listener_ctx = ctx;
+    pthread_mutex_lock(&s->qmu);
+    while (s->writer_busy) pthread_cond_wait(&s->wcv, &s->qmu);
+    s->writer_busy = 1;
     pthread_mutex_unlock(&s->qmu);
 }
+
+static void writer_free(store *s)
+{
+    pthread_mutex_lock(&s->qmu);
+    s->writer_busy = 0;
+    pthread_cond_broadcast(&s->wcv);
+    hand_over(s);
+    pthread_mutex_unlock(&s->qmu);
+}
+
+int store_add_listener(store *s, store_listener_fn fn, void *ctx, fl_err *err)
+{
+    writer_hold(s);
+    int rc = -1;
+    if (s->nlis < STORE_MAX_LISTENERS) {
+        s->lis[s->nlis].fn = fn;
+        s->lis[s->nlis].ctx = ctx;
+        s->nlis++;
+        rc = 0;
+    } else {
+        fl_err_set(err, 500, "", "store: too many listeners (max %d)", STORE_MAX_LISTENERS);
+    }
+    writer_free(s);
+    return rc;
+}
+
+void store_remove_listener(store *s, store_listener_fn fn, void *ctx)
+{
+    writer_hold(s);
+    for (int i = 0; i < s->nlis; i++) {
+        if (s->lis[i].fn == fn && s->lis[i].ctx == ctx) {
+            memmove(&s->lis[i], &s->lis[i + 1], (size_t)(s->nlis - i - 1) * sizeof s->lis[0]);
+            s->nlis--;
+            break;
+        }
+    }
+    writer_free(s);
+}
+
+static void writer_finalize(store *s)
+{
+    for (int i = 0; i < W_N; i++) {
+        sqlite3_finalize(s->w[i]);
+        s->w[i] = NULL;
+    }
+}
+
+static int writer_prepare(store *s, fl_err *err)
+{
+    for (int i = 0; i < W_N; i++) {
+        if (sqlite3_prepare_v3(s->wdb, WSQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
+                               NULL) != SQLITE_OK) {
+            db_err(err, s->wdb, WSQL[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int store_attach(store *s, const char *path, const char *alias, fl_err *err)
+{
+    writer_hold(s);
+    /* BEGIN IMMEDIATE must be compiled after the ATTACH to lock the new database too */
+    writer_finalize(s);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->wdb, "ATTACH ?1 AS ?2", -1, &st, NULL) == SQLITE_OK ? 0 : -1;
+    if (!rc) {
+        sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, alias, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    if (rc) db_err(err, s->wdb, "attach");
+    sqlite3_finalize(st);
+    if (!rc) {
+        char q[200];
+        snprintf(q, sizeof q, "PRAGMA \"%s\".journal_mode=WAL; PRAGMA \"%s\".synchronous=NORMAL",
+                 alias, alias);
+        rc = exec_sql(s->wdb, q, err);
+    }
+    if (writer_prepare(s, err)) rc = -1;
+    writer_free(s);
+    return rc;
+}
+
+void *store_tx_sqlite(store_tx *tx) { return tx->s->wdb; }
 
 int store_outbox_add(store_tx *tx, const char *topic, const char *payload, size_t len,
                      fl_err *err)
@@ -923,6 +1036,58 @@ int store_changes(store *s, const char *type, int64_t since, int64_t W, store_ro
 {
     qargs q = {type, since, W, 0};
     return run_pooled(s, type ? R_CHANGES_T : R_CHANGES_ALL, bind_changes, &q, fn, ctx, err);
+}
+
+typedef struct rargs {
+    qargs q;
+    const char *lo, *hi;
+} rargs;
+
+static void bind_range(sqlite3_stmt *st, const void *p)
+{
+    const rargs *r = p;
+    bind_scan(st, &r->q);
+    sqlite3_bind_text(st, 4, r->lo ? r->lo : "", -1, SQLITE_STATIC);
+    if (r->hi) sqlite3_bind_text(st, 5, r->hi, -1, SQLITE_STATIC);
+}
+
+int store_scan_range(store *s, const char *type, int64_t W, int with_deleted, const char *lo,
+                     const char *hi, store_row_fn fn, void *ctx, fl_err *err)
+{
+    rargs r = {{type, W, 0, with_deleted ? 1 : 0}, lo, hi};
+    return run_pooled(s, hi ? R_SCAN_RANGE : R_SCAN_FROM, bind_range, &r, fn, ctx, err);
+}
+
+/* One pass over the (type, id) primary key of current: ids only, no bodies. */
+int store_split(store *s, const char *type, int parts, arena *a, const char ***bounds,
+                fl_err *err)
+{
+    *bounds = arena_alloc(a, sizeof **bounds * (size_t)(parts > 1 ? parts - 1 : 1));
+    if (parts <= 1) return 0;
+    rconn *c = rc_get(s);
+    sqlite3_stmt *cnt = rc_stmt(c, R_COUNT_IDS, err), *ids = rc_stmt(c, R_IDS, err);
+    int ret = -1;
+    if (cnt && ids) {
+        bind_text(cnt, 1, type);
+        int64_t n = sqlite3_step(cnt) == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : 0;
+        sqlite3_reset(cnt);
+        bind_text(ids, 1, type);
+        int k = 1; /* next bound to fill: the id at position n * k / parts */
+        const char *last = "";
+        int rc = SQLITE_ROW;
+        for (int64_t i = 0; k < parts && (rc = sqlite3_step(ids)) == SQLITE_ROW; i++) {
+            if (i < n * k / parts) continue;
+            last = arena_strdup(a, col_text(ids, 0));
+            (*bounds)[k++ - 1] = last;
+        }
+        /* fewer ids than parts: the remaining ranges are empty */
+        for (; k < parts; k++) (*bounds)[k - 1] = arena_printf(a, "%s\x7f", last);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE) ret = 0;
+        else db_err(err, c->db, "split");
+        sqlite3_reset(ids);
+    }
+    rc_put(s, c);
+    return ret;
 }
 
 int64_t store_max_ts(store *s)

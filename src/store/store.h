@@ -25,9 +25,16 @@
  *  - Concurrency: all functions are thread safe. Writes from many threads are group-
  *    committed: one backend transaction (one fsync) carries many store_commit requests,
  *    each inside its own savepoint, so a failing request never affects the others.
- *  - Listener: store_set_listener() installs a hook called inside the write transaction
- *    for every change (after it is written, before commit). It may append outbox events
- *    with store_outbox_add(); those commit or roll back together with the change.
+ *  - Listeners: store_add_listener() registers hooks (up to STORE_MAX_LISTENERS) called,
+ *    in registration order, inside the write transaction for every change (after it is
+ *    written, before commit). Any one failing fails the request, and whatever the
+ *    listeners wrote for it rolls back with it. They may append outbox events with
+ *    store_outbox_add(), or (embedded backend) write through store_tx_sqlite() into the
+ *    same transaction, including into databases added with store_attach().
+ *  - Attached databases: a commit is atomic per database file, NOT across files (SQLite
+ *    WAL). The main database commits first, so after a crash an attached database can lag
+ *    behind the main one, never lead it; its owner must be able to catch up (e.g. by
+ *    replaying store_changes() after a watermark it keeps in that database).
  *  - Memory: everything a read function returns lives in the caller's arena.
  *  - Errors: fl_err with an HTTP-ish status (404 not found, 410 gone, 412 version
  *    mismatch, 409 conflict, 500 backend failure); `where` names the op ("op[3]").
@@ -96,6 +103,7 @@ typedef struct store_res {
     int deleted;            /* tombstone: body is NULL */
     const char *body;       /* JSON text, in the caller's arena */
     size_t body_len;
+    int64_t cts;            /* ts of version 1 (creation), set by every read and listener */
 } store_res;
 
 /* Reads the current version (version = 0) or one version. Returns 0 and fills out, or -1
@@ -133,6 +141,18 @@ int store_search(store *s, const store_query *q, store_row_fn fn, void *ctx, lon
 int store_scan(store *s, const char *type, int64_t W, int with_deleted, store_row_fn fn,
                void *ctx, fl_err *err);
 
+/* The same, restricted to ids in [lo, hi) (byte order; lo NULL = from the first id, hi
+ * NULL = to the last). Uses the (type, id) key: cost proportional to the range. */
+int store_scan_range(store *s, const char *type, int64_t W, int with_deleted, const char *lo,
+                     const char *hi, store_row_fn fn, void *ctx, fl_err *err);
+
+/* Cuts the ids of a type into `parts` ranges of about equal size: fills (*bounds)[0..parts-1)
+ * (in a) so that range k is [bounds[k-1], bounds[k]) with bounds[-1] = NULL and
+ * bounds[parts-1] = NULL (open ends). Reads ids only (one pass over the key). Every id,
+ * present or future, falls in exactly one range. */
+int store_split(store *s, const char *type, int parts, arena *a, const char ***bounds,
+                fl_err *err);
+
 /* Changes of a type (NULL = every type) with since < ts <= W, deletes included, in commit
  * order (ts, then write order). Every version is reported; a caller wanting only the
  * final state per id keeps the last one. */
@@ -150,7 +170,17 @@ typedef struct store_tx store_tx;   /* the open write transaction, valid in the 
 /* Called for each change (r->body set for PUTs, NULL for deletes). Returning non-zero
  * (with err set) fails the request that made the change. */
 typedef int (*store_listener_fn)(void *ctx, store_tx *tx, const store_res *r, fl_err *err);
-void store_set_listener(store *s, store_listener_fn fn, void *ctx);
+#define STORE_MAX_LISTENERS 8
+/* Adds / removes a listener (waits for the running batch; never call from a listener). */
+int store_add_listener(store *s, store_listener_fn fn, void *ctx, fl_err *err);
+void store_remove_listener(store *s, store_listener_fn fn, void *ctx);
+/* Embedded backend: the sqlite3 * of the write connection, for listeners that write into
+ * the same transaction (statements they prepare on it are theirs to finalize). NULL on a
+ * backend without one. */
+void *store_tx_sqlite(store_tx *tx);
+/* Embedded backend: ATTACHes the SQLite file path as `alias` on the write connection, so
+ * every write transaction also locks and commits it (see "Attached databases"). */
+int store_attach(store *s, const char *path, const char *alias, fl_err *err);
 /* Appends an event to the outbox inside tx; seq is assigned increasing. */
 int store_outbox_add(store_tx *tx, const char *topic, const char *payload, size_t len,
                      fl_err *err);

@@ -149,6 +149,8 @@ void subs_conf_free(subs_conf *c)
     free((char *)c->dbx.warehouse);
     free((char *)c->dbx.table);
     free((char *)c->dbx.staging);
+    free(c->s3_endpoint);
+    free(c->aws_region);
     memset(c, 0, sizeof *c);
 }
 
@@ -230,9 +232,11 @@ static int conf_param(const char *name, const json_val *v, const char *sfx, subs
                             : !strcmp(name, "databricksWorkspaceUrl") ? &c->dbx.workspace
                                                                   : &c->dbx.warehouse;
         *slot = xstrdup(v->u.s);
-    } else if (!strcmp(name, "awsRegion")) {
-        /* the S3 client takes its region from AWS_REGION; accepted for the article's requests */
+    } else if (!strcmp(name, "awsRegion") || !strcmp(name, "s3Endpoint")) {
         if (want_string(v, sfx, name, err)) return -1;
+        char **slot = name[0] == 'a' ? &c->aws_region : &c->s3_endpoint;
+        free(*slot);
+        *slot = xstrdup(v->u.s);
     } else if (!strcmp(name, "chunkCount") || !strcmp(name, "initialExportChunkCount") ||
                !strcmp(name, "targetFileSizeMb")) {
         long ignored;   /* sizing hints of the article's API: batches already bound the files */
@@ -359,11 +363,40 @@ static subs_topic *topic_by_url(subs *sb, const char *url)
     return NULL;
 }
 
+/* awsAccessKeyId / awsSecretAccessKey must be secret references that resolve now (the
+ * worker resolves them again from the stored copy, see deliver.c). */
+static int check_aws_refs(subs *sb, const json_val *res, fl_err *err)
+{
+    const json_val *ps = json_get(res, "parameter");
+    int seen = 0;
+    for (uint32_t i = 0; json_is(ps, JSON_ARRAY) && i < ps->len; i++) {
+        const char *name = json_get_str(&ps->u.a[i], "name");
+        if (!name || (strcmp(name, "awsAccessKeyId") && strcmp(name, "awsSecretAccessKey")))
+            continue;
+        seen++;
+        char *val = NULL;
+        if (secrets_resolve(sb->data_dir, name, json_get_str(&ps->u.a[i], "valueString"), &val,
+                            err))
+            return -1;
+        explicit_bzero(val, strlen(val));
+        free(val);
+    }
+    if (seen == 1) {
+        fl_err_set(err, 400, "awsAccessKeyId", "awsAccessKeyId and awsSecretAccessKey go together");
+        return -1;
+    }
+    return 0;
+}
+
 int subs_validate_destination(subs *sb, const json_val *res, fl_err *err)
 {
     subs_conf c;
     if (parse_dest(res, &c, err)) return -1;
     if (c.managed && dbx_check(&c.dbx, err)) {   /* parameters + a token, synchronously */
+        subs_conf_free(&c);
+        return -1;
+    }
+    if (check_aws_refs(sb, res, err)) {
         subs_conf_free(&c);
         return -1;
     }
@@ -708,14 +741,17 @@ subs *subs_open(store *s, const char *data_dir, fl_err *err)
     }
     fl_err_clear(err);
     drop_orphans(sb);
-    store_set_listener(s, on_change, sb);
+    if (store_add_listener(s, on_change, sb, err)) {
+        subs_close(sb);
+        return NULL;
+    }
     return sb;
 }
 
 void subs_close(subs *sb)
 {
     if (!sb) return;
-    store_set_listener(sb->s, NULL, NULL);
+    store_remove_listener(sb->s, on_change, sb);
     pthread_mutex_lock(&sb->mu);
     sb->stopping = true;
     pthread_cond_broadcast(&sb->cv);

@@ -5,6 +5,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,7 +251,7 @@ static void test_outbox_and_jobs(void)
     store *s = store_open(dir, NULL, &err);
     CHECK(s != NULL);
     if (!s) return;
-    store_set_listener(s, listener, NULL);
+    CHECK(store_add_listener(s, listener, NULL, &err) == 0);
     CHECK(put(s, "Patient", "p", "x", -1, NULL, &err) == 0);
     CHECK(del(s, "Patient", "p", NULL, &err) == 0);
     CHECK(put(s, "Patient", "reject", "x", -1, NULL, &err) == -1 && err.status == 422);
@@ -392,6 +393,138 @@ static void test_async_order(void)
     rm_tmp();
 }
 
+/* Second listener: writes into an attached database through the writer's connection,
+ * refuses id "veto" (after the first listener already wrote its outbox event). */
+static int listener2(void *ctx, store_tx *tx, const store_res *r, fl_err *err)
+{
+    int *calls = ctx;
+    (*calls)++;
+    if (!strcmp(r->id, "veto")) {
+        fl_err_set(err, 409, "", "second listener refused");
+        return -1;
+    }
+    sqlite3 *db = store_tx_sqlite(tx);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO side.seen VALUES (?1, ?2)", -1, &st, NULL)) {
+        fl_err_set(err, 500, "", "prepare: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->cts);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    if (rc) fl_err_set(err, 500, "", "insert failed");
+    return rc;
+}
+
+static int64_t side_count(const char *sql)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/side.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_listeners(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    char path[300];
+    snprintf(path, sizeof path, "%s/side.db", dir);
+    sqlite3 *side = NULL;
+    CHECK(sqlite3_open(path, &side) == SQLITE_OK);
+    CHECK(sqlite3_exec(side, "CREATE TABLE seen(id TEXT, cts INTEGER)", NULL, NULL, NULL) == 0);
+    sqlite3_close(side);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    int calls = 0;
+    CHECK(store_attach(s, path, "side", &err) == 0);
+    CHECK(store_add_listener(s, listener, NULL, &err) == 0);
+    CHECK(store_add_listener(s, listener2, &calls, &err) == 0);
+    store_op a;
+    CHECK(put(s, "Patient", "p", "x", -1, &a, &err) == 0);
+    CHECK(put(s, "Patient", "p", "y", -1, NULL, &err) == 0);
+    CHECK(calls == 2);
+    /* both listeners ran, in the same transaction; cts = ts of version 1 */
+    CHECK(side_count("SELECT count(*) FROM seen WHERE id = 'p'") == 2);
+    char q[200];
+    snprintf(q, sizeof q, "SELECT count(*) FROM seen WHERE cts = %lld", (long long)a.ts);
+    CHECK(side_count(q) == 2);
+    /* the second refuses: the request fails and the first one's outbox event rolls back */
+    CHECK(put(s, "Patient", "veto", "x", -1, NULL, &err) == -1 && err.status == 409);
+    collect ev = {0};
+    CHECK(store_outbox_read(s, "t1", 0, -1, collect_event, &ev, &err) == 0 && ev.n == 2);
+    arena *ar = arena_new(0);
+    store_res r;
+    CHECK(store_read(s, ar, "Patient", "veto", 0, &r, &err) == -1 && err.status == 404);
+    CHECK(store_read(s, ar, "Patient", "p", 0, &r, &err) == 0 && r.cts == a.ts && r.ts > a.ts);
+    arena_free(ar);
+    /* removed: no longer called */
+    store_remove_listener(s, listener2, &calls);
+    CHECK(put(s, "Patient", "veto", "x", -1, NULL, &err) == 0 && calls == 3);
+    store_close(s);
+    rm_tmp();
+}
+
+static int collect_ids(void *ctx, const store_res *r)
+{
+    collect *c = ctx;
+    if (r->cts <= 0 || r->cts > r->ts) c->deleted[0]++; /* counts bad cts */
+    return collect_row(ctx, r);
+}
+
+static void test_split_and_range(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "id%02d", i);
+        CHECK(put(s, "Patient", id, "x", -1, NULL, &err) == 0);
+    }
+    CHECK(put(s, "Patient", "id07", "again", -1, NULL, &err) == 0);
+    CHECK(put(s, "Observation", "o1", "x", -1, NULL, &err) == 0);
+    int64_t W = store_max_ts(s);
+    CHECK(put(s, "Patient", "id99", "late", -1, NULL, &err) == 0);
+    arena *ar = arena_new(0);
+    for (int K = 1; K <= 64; K += 7) {
+        const char **b = NULL;
+        CHECK(store_split(s, "Patient", K, ar, &b, &err) == 0);
+        int total = 0, bad = 0;
+        char prev[40] = "";
+        for (int k = 0; k < K; k++) {
+            collect c = {0};
+            CHECK(store_scan_range(s, "Patient", W, 0, k ? b[k - 1] : NULL,
+                                   k < K - 1 ? b[k] : NULL, collect_ids, &c, &err) == 0);
+            for (int i = 0; i < c.n && i < 64; i++) {
+                if (strcmp(c.ids[i], prev) <= 0) bad++; /* ordered, disjoint, no repeats */
+                snprintf(prev, sizeof prev, "%s", c.ids[i]);
+            }
+            if (K <= 50) CHECK(c.n >= 50 / K - 1 && c.n <= 50 / K + 2); /* balanced */
+            bad += c.deleted[0];
+            total += c.n;
+        }
+        CHECK(total == 50); /* id99 came after W */
+        CHECK(bad == 0);
+    }
+    arena_free(ar);
+    store_close(s);
+    rm_tmp();
+}
+
 int main(void)
 {
     RUN(test_versions_and_read);
@@ -399,5 +532,7 @@ int main(void)
     RUN(test_outbox_and_jobs);
     RUN(test_concurrent);
     RUN(test_async_order);
+    RUN(test_listeners);
+    RUN(test_split_and_range);
     return t_report("store");
 }
