@@ -5,12 +5,29 @@
  *   materialized-view  a table filled from the snapshot at the call, refreshed on request;
  *   view (default)     the same, said so in the response: a live SQL view over the store's
  *                      JSON would need the view compiled to SQLite json_* SQL, not done;
- *   table              filled now, then kept current by an applier thread that follows
- *                      store_changes() (lag: its poll interval). It is NOT in the same
- *                      transaction as the resource write: the store has one listener hook
- *                      (taken by subscriptions) and a second SQLite file cannot join the
- *                      store's transaction atomically in WAL mode anyway.
- * The registry table sof._fhirlake_views (name, type, view, watermark) lists them. */
+ *   table              filled now, then kept current INSIDE every resource write: sof.db is
+ *                      ATTACHed to the store's write connection (store_attach) and a store
+ *                      listener evaluates the view for each changed resource of its type,
+ *                      deletes the rows of that key and inserts the new ones, and sets the
+ *                      table's watermark to the write's ts — all in the write's transaction.
+ *                      A view failing on a resource fails that write (the table must stay
+ *                      equal to the view over the store). Needs a key column (id or
+ *                      getResourceKey()).
+ * Guarantee for `table` (SQLite WAL commits atomically per file, not across files):
+ *  - a reader of sof.db never sees a partial write request: the rows and the watermark of
+ *    one request commit together in sof.db;
+ *  - a write acknowledged to its client is in both files; fhirlake.db commits first, so a
+ *    crash (kill -9, power loss) between the two file commits can leave sof.db BEHIND the
+ *    store, never ahead: watermark < the store's newest ts. On the next start, before
+ *    the server takes requests, each table is reconciled by re-applying store_changes()
+ *    after its watermark (replacing rows per key is idempotent), so after a restart
+ *    sof.<name> equals the view over the store again;
+ *  - while a $materialize fill holds sof.db's write lock, writes wait for it (SQLite busy
+ *    timeout of the store, 10 s; a longer fill makes them fail with 500 rather than
+ *    diverge). An I/O error committing sof.db after fhirlake.db committed reports the
+ *    write as failed although the store has it (the next start reconciles the table).
+ * The registry table sof._fhirlake_views (name, type, view, watermark) lists them; for a
+ * `table` the watermark is the ts of the last write applied to it. */
 #include "op_view.h"
 
 #include <pthread.h>
@@ -18,20 +35,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../format/text.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-#define APPLY_INTERVAL_MS 200
+typedef struct tab {         /* a `table` view the listener keeps current */
+    char *name;
+    arena *a;                /* holds the view's JSON */
+    sof_view *v;
+} tab;
 
+/* Lock order: mu, then sof.db's write lock (BEGIN IMMEDIATE on db), then tmu. The store's
+ * writer takes sof.db's write lock before calling the listener, which takes tmu: so tabs
+ * only change while no write is between its BEGIN and COMMIT. */
 typedef struct mat {
-    sqlite3 *db;
-    pthread_mutex_t mu;
-    pthread_t th;
-    bool stop, started;
-    pthread_cond_t cv;
+    sqlite3 *db;             /* own connection to sof.db, for fills (under mu) */
+    pthread_mutex_t mu;      /* serializes $materialize calls and the use of db */
+    pthread_mutex_t tmu;     /* guards tabs */
+    tab *tabs;
+    size_t n_tabs;
+    bool listening;
     store *s;
 } mat;
 
@@ -39,7 +63,7 @@ static int exec(sqlite3 *db, const char *sql, fl_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
-    fl_err_set(err, 500, "sof.db", "sqlite: %s", msg ? msg : "error");
+    if (err) fl_err_set(err, 500, "sof.db", "sqlite: %s", msg ? msg : "error");
     sqlite3_free(msg);
     return -1;
 }
@@ -56,7 +80,7 @@ static const char *sql_type(const rows_field *f)
 
 /* ---- filling a table ---- */
 typedef struct fill {
-    mat *m;
+    sqlite3 *db;             /* sof.db's connection, or the store's writer (schema "sof.") */
     const sof_view *v;
     sof_ctx *ctx;
     arena *pa;
@@ -107,7 +131,7 @@ static bool bind_row(fill *f, size_t row)
         else sqlite3_bind_text(f->ins, i, v->s.p, (int)v->s.len, SQLITE_TRANSIENT);
     }
     if (sqlite3_step(f->ins) != SQLITE_DONE) {
-        fl_err_set(&f->err, 500, "sof.db", "insert: %s", sqlite3_errmsg(f->m->db));
+        fl_err_set(&f->err, 500, "sof.db", "insert: %s", sqlite3_errmsg(f->db));
         return false;
     }
     return true;
@@ -139,6 +163,8 @@ static int on_res(void *ctx, const store_res *r)
     if (!res) return 1;
     f->ctx->has_ts = true;
     f->ctx->ts_us = r->ts;
+    f->ctx->has_cts = r->cts > 0;
+    f->ctx->cts_us = r->cts;
     if (sof_eval(f->v, f->ctx, res, f->b, &f->err) < 0) {
         char w[256];
         snprintf(w, sizeof w, "%s/%s.%s", r->type, r->id, f->err.where);
@@ -158,27 +184,29 @@ static void quote_ident(buf *b, const char *s)
     buf_putc(b, '"');
 }
 
-static bool fill_prepare(fill *f, const char *name)
+static bool fill_prepare(fill *f, const char *schema, const char *name)
 {
     const rows_schema *s = sof_view_schema(f->v);
     buf q = BUF_INIT;
     buf_puts(&q, "INSERT INTO ");
+    buf_puts(&q, schema);
     quote_ident(&q, name);
     buf_puts(&q, " VALUES (");
     for (size_t c = 0; c < s->n; c++) buf_puts(&q, c ? ",?" : "?");
     buf_puts(&q, ")");
-    bool ok = sqlite3_prepare_v2(f->m->db, q.p, -1, &f->ins, NULL) == SQLITE_OK;
+    bool ok = sqlite3_prepare_v2(f->db, q.p, -1, &f->ins, NULL) == SQLITE_OK;
     f->key = sof_view_key_column(f->v);
     if (ok && f->key >= 0) {
         buf_reset(&q);
         buf_puts(&q, "DELETE FROM ");
+        buf_puts(&q, schema);
         quote_ident(&q, name);
         buf_puts(&q, " WHERE ");
         quote_ident(&q, s->f[f->key].name);
         buf_puts(&q, " = ?");
-        ok = sqlite3_prepare_v2(f->m->db, q.p, -1, &f->del, NULL) == SQLITE_OK;
+        ok = sqlite3_prepare_v2(f->db, q.p, -1, &f->del, NULL) == SQLITE_OK;
     }
-    if (!ok) fl_err_set(&f->err, 500, "sof.db", "prepare: %s", sqlite3_errmsg(f->m->db));
+    if (!ok) fl_err_set(&f->err, 500, "sof.db", "prepare: %s", sqlite3_errmsg(f->db));
     buf_free(&q);
     return ok;
 }
@@ -192,12 +220,19 @@ static void fill_free(fill *f)
     sof_ctx_free(f->ctx);
 }
 
-/* (Re)creates table name from the snapshot at W, in one sof.db transaction. mu held. */
+static void load_tabs(mat *m);
+
+/* (Re)creates table name from the snapshot at *W, in one sof.db transaction. mu held.
+ * W is read only once sof.db's write lock is held: every write with ts <= W has then
+ * finished its sof.db part, and every later one applies itself to the new table (tabs
+ * is reloaded before COMMIT, while the writer still waits for the lock). */
 static int materialize(mat *m, const sof_view *v, const json_val *vj, const char *name,
-                       const char *type, int64_t W, int64_t *rows, fl_err *err)
+                       const char *type, int64_t *W_out, int64_t *rows, fl_err *err)
 {
+    if (exec(m->db, "BEGIN IMMEDIATE", err)) return -1;
+    int64_t W = *W_out = store_max_ts(m->s);
     buf q = BUF_INIT;
-    buf_puts(&q, "BEGIN IMMEDIATE; DROP TABLE IF EXISTS ");
+    buf_puts(&q, "DROP TABLE IF EXISTS ");
     quote_ident(&q, name);
     buf_puts(&q, "; CREATE TABLE ");
     quote_ident(&q, name);
@@ -211,11 +246,14 @@ static int materialize(mat *m, const sof_view *v, const json_val *vj, const char
     buf_puts(&q, ");");
     int rc = exec(m->db, q.p, err);
     buf_free(&q);
-    if (rc) return -1;
-    fill f = {.m = m, .v = v, .ctx = sof_ctx_new(), .pa = arena_new(0),
+    if (rc) {
+        exec(m->db, "ROLLBACK", NULL);
+        return -1;
+    }
+    fill f = {.db = m->db, .v = v, .ctx = sof_ctx_new(), .pa = arena_new(0),
               .b = rows_batch_new(sof_view_schema(v))};
     fl_err_clear(&f.err);
-    bool ok = fill_prepare(&f, name) &&
+    bool ok = fill_prepare(&f, "", name) &&
               store_scan(m->s, sof_view_resource_type(v), W, 0, on_res, &f, &f.err) == 0 &&
               FL_OK(&f.err) && fill_flush(&f);
     if (ok) {
@@ -242,75 +280,149 @@ static int materialize(mat *m, const sof_view *v, const json_val *vj, const char
         exec(m->db, "ROLLBACK", &f.err);
         return -1;
     }
-    return exec(m->db, "COMMIT", err);
+    pthread_mutex_lock(&m->tmu);
+    load_tabs(m);
+    rc = exec(m->db, "COMMIT", err);
+    if (rc) {
+        exec(m->db, "ROLLBACK", NULL);
+        load_tabs(m);
+    }
+    pthread_mutex_unlock(&m->tmu);
+    return rc;
 }
 
-/* ---- the `table` applier ---- */
-typedef struct reg_row {
-    char *name, *view;
-    int64_t wm;
-} reg_row;
-
-/* Applies the changes after each `table` view's watermark. mu held. */
-static void apply_changes(mat *m)
+/* ---- `table`: the listener and the start-up reconciliation ---- */
+static void free_tabs(mat *m)
 {
-    int64_t W = store_max_ts(m->s);
+    for (size_t i = 0; i < m->n_tabs; i++) {
+        free(m->tabs[i].name);
+        sof_free(m->tabs[i].v);
+        arena_free(m->tabs[i].a);
+    }
+    free(m->tabs);
+    m->tabs = NULL;
+    m->n_tabs = 0;
+}
+
+/* Rebuilds tabs from the registry as db sees it (inside its transaction). tmu held. */
+static void load_tabs(mat *m)
+{
+    free_tabs(m);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(m->db, "SELECT name, view, watermark FROM _fhirlake_views WHERE "
-                                  "type = 'table' AND watermark < ?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(m->db, "SELECT name, view FROM _fhirlake_views WHERE type = 'table'",
+                           -1, &st, NULL) != SQLITE_OK)
         return;
-    sqlite3_bind_int64(st, 1, W);
-    reg_row rows[64];
-    int n = 0;
-    while (n < 64 && sqlite3_step(st) == SQLITE_ROW)
-        rows[n++] = (reg_row){strdup((const char *)sqlite3_column_text(st, 0)),
-                              strdup((const char *)sqlite3_column_text(st, 1)),
-                              sqlite3_column_int64(st, 2)};
-    sqlite3_finalize(st);
-    for (int i = 0; i < n; i++) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
         fl_err err;
         fl_err_clear(&err);
+        const char *view = (const char *)sqlite3_column_text(st, 1);
         arena *a = arena_new(0);
-        json_val *vj = json_parse(a, rows[i].view, strlen(rows[i].view), NULL, &err);
+        json_val *vj = view ? json_parse(a, view, strlen(view), NULL, &err) : NULL;
         sof_view *v = vj ? sof_compile(vj, SOF_KEEP_TEXT, &err) : NULL;
-        fill f = {.m = m, .v = v, .changes = true, .ctx = sof_ctx_new(), .pa = arena_new(0),
-                  .b = v ? rows_batch_new(sof_view_schema(v)) : NULL};
-        fl_err_clear(&f.err);
-        bool ok = v && exec(m->db, "BEGIN IMMEDIATE", &err) == 0;
-        if (ok) {
-            ok = fill_prepare(&f, rows[i].name) &&
-                 store_changes(m->s, sof_view_resource_type(v), rows[i].wm, W, on_res, &f,
-                               &f.err) == 0 && FL_OK(&f.err) && fill_flush(&f);
-            char q[600];
-            snprintf(q, sizeof q, "UPDATE _fhirlake_views SET watermark = %lld WHERE name = '%s'",
-                     (long long)W, rows[i].name); /* name is a validated sql name */
-            ok = ok && exec(m->db, q, &err) == 0;
-            exec(m->db, ok ? "COMMIT" : "ROLLBACK", &err);
+        if (!v) {
+            fl_log(FL_LOG_WARN, "materialize: table %s: view does not compile: %s",
+                   sqlite3_column_text(st, 0), err.msg);
+            arena_free(a);
+            continue;
         }
-        if (!ok) fl_log(FL_LOG_WARN, "materialize: table %s not applied: %s", rows[i].name, f.err.msg);
-        fill_free(&f);
-        sof_free(v);
-        arena_free(a);
-        free(rows[i].name);
-        free(rows[i].view);
+        m->tabs = realloc(m->tabs, (m->n_tabs + 1) * sizeof *m->tabs);
+        if (!m->tabs) abort();
+        m->tabs[m->n_tabs++] = (tab){strdup((const char *)sqlite3_column_text(st, 0)), a, v};
     }
+    sqlite3_finalize(st);
 }
 
-static void *applier(void *arg)
+static int set_watermark(sqlite3 *db, const char *schema, const char *name, int64_t ts,
+                         fl_err *err)
 {
-    mat *m = arg;
-    pthread_mutex_lock(&m->mu);
-    while (!m->stop) {
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_nsec += APPLY_INTERVAL_MS * 1000000L;
-        t.tv_sec += t.tv_nsec / 1000000000L;
-        t.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&m->cv, &m->mu, &t);
-        if (!m->stop) apply_changes(m);
+    char q[160];
+    snprintf(q, sizeof q, "UPDATE %s_fhirlake_views SET watermark = ?1 WHERE name = ?2", schema);
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, ts);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
     }
+    if (!ok) fl_err_set(err, 500, "sof.db", "watermark: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
+/* Replaces, through db, the rows of the resource r in table t, or (r NULL) of every
+ * resource of its type changed in (since, W]. */
+static int apply_one(sqlite3 *db, const char *schema, const tab *t, const store_res *r,
+                     int64_t since, int64_t W, store *s, fl_err *err)
+{
+    fill f = {.db = db, .v = t->v, .changes = true, .ctx = sof_ctx_new(), .pa = arena_new(0),
+              .b = rows_batch_new(sof_view_schema(t->v))};
+    fl_err_clear(&f.err);
+    bool ok = fill_prepare(&f, schema, t->name);
+    if (ok && r) ok = on_res(&f, r) == 0;
+    else if (ok) ok = store_changes(s, sof_view_resource_type(t->v), since, W, on_res, &f,
+                                    &f.err) == 0;
+    ok = ok && FL_OK(&f.err) && fill_flush(&f);
+    if (!ok) *err = f.err;
+    fill_free(&f);
+    return ok ? 0 : -1;
+}
+
+/* Store listener: inside the write transaction (sof.db is attached to it as `sof`). */
+static int on_change(void *ctx, store_tx *tx, const store_res *r, fl_err *err)
+{
+    mat *m = ctx;
+    sqlite3 *db = store_tx_sqlite(tx);
+    int rc = 0;
+    pthread_mutex_lock(&m->tmu);
+    for (size_t i = 0; rc == 0 && i < m->n_tabs; i++) {
+        const tab *t = &m->tabs[i];
+        if (strcmp(sof_view_resource_type(t->v), r->type)) continue;
+        rc = apply_one(db, "sof.", t, r, 0, 0, NULL, err);
+        if (rc == 0) rc = set_watermark(db, "sof.", t->name, r->ts, err);
+        if (rc) {
+            char w[256];
+            snprintf(w, sizeof w, "$materialize table %s: %s", t->name, err->where);
+            snprintf(err->where, sizeof err->where, "%s", w);
+        }
+    }
+    pthread_mutex_unlock(&m->tmu);
+    return rc;
+}
+
+/* At start: each `table` catches up with the writes after its watermark (those a crash
+ * between the fhirlake.db and sof.db commits left out), under sof.db's write lock so no
+ * write slips between the replay and the listener taking over. */
+static int reconcile(mat *m, fl_err *err)
+{
+    pthread_mutex_lock(&m->mu);
+    int rc = exec(m->db, "BEGIN IMMEDIATE", err);
+    int64_t W = store_max_ts(m->s);
+    pthread_mutex_lock(&m->tmu);
+    if (rc == 0) load_tabs(m);
+    for (size_t i = 0; rc == 0 && i < m->n_tabs; i++) {
+        const tab *t = &m->tabs[i];
+        sqlite3_stmt *st = NULL;
+        int64_t wm = W;
+        if (sqlite3_prepare_v2(m->db, "SELECT watermark FROM _fhirlake_views WHERE name = ?1",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW) wm = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+        if (wm >= W) continue;
+        fl_log(FL_LOG_INFO, "materialize: table %s behind the store, re-applying changes "
+               "after %lld", t->name, (long long)wm);
+        rc = apply_one(m->db, "", t, NULL, wm, W, m->s, err);
+        if (rc == 0) rc = set_watermark(m->db, "", t->name, W, err);
+    }
+    if (rc == 0) rc = exec(m->db, "COMMIT", err);
+    if (rc) {
+        exec(m->db, "ROLLBACK", NULL);
+        load_tabs(m);
+    }
+    pthread_mutex_unlock(&m->tmu);
     pthread_mutex_unlock(&m->mu);
-    return NULL;
+    return rc;
 }
 
 /* ---- the operation ---- */
@@ -355,8 +467,9 @@ static const char *type_note(const char *type)
         return "view: materialized at call time like materialized-view (a live SQL view over the "
                "stored JSON is not implemented); call $materialize again to refresh";
     if (!strcmp(type, "table"))
-        return "table: kept current by an applier following the store's changes (eventually "
-               "consistent, not in the write's transaction)";
+        return "table: kept current inside every resource write's transaction (sof.db is "
+               "attached to the store's writer; a crash between the two file commits is healed "
+               "at the next start from the table's watermark)";
     return "materialized-view: refreshed on request (call $materialize again)";
 }
 
@@ -389,10 +502,13 @@ static int op_materialize(void *ctx, const http_req *req, http_resp *resp)
     const char *name = v && sof_view_name(v) ? sof_view_name(v) : vj ? json_get_str(vj, "id") : NULL;
     if (v && !sql_name_ok(name))
         fl_err_set(&err, 400, "name", "the view needs a name (or id) that is a sql name");
-    int64_t rows = 0, W = store_max_ts(c->s);
+    if (v && FL_OK(&err) && !strcmp(type, "table") && sof_view_key_column(v) < 0)
+        fl_err_set(&err, 400, "type", "type table needs a key column (path id or "
+                   "getResourceKey()) to replace a resource's rows on each write");
+    int64_t rows = 0, W = 0;
     if (FL_OK(&err)) {
         pthread_mutex_lock(&m->mu);
-        materialize(m, v, vj, name, type, W, &rows, &err);
+        materialize(m, v, vj, name, type, &W, &rows, &err);
         pthread_mutex_unlock(&m->mu);
     }
     if (!FL_OK(&err)) {
@@ -428,19 +544,22 @@ int op_materialize_register(op_view_ctx *c, fl_err *err)
     if (!m) abort();
     m->s = c->s;
     pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
+    pthread_mutex_init(&m->tmu, NULL);
     c->mat = m;
     char *path = NULL;
     if (asprintf(&path, "%s/sof.db", c->data) < 0) abort();
     int rc = sqlite3_open(path, &m->db);
-    free(path);
     if (rc != SQLITE_OK ||
-        exec(m->db, "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; CREATE TABLE IF NOT "
+        exec(m->db, "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; CREATE TABLE IF NOT "
                     "EXISTS _fhirlake_views (name TEXT PRIMARY KEY, type TEXT, view TEXT, "
-                    "watermark INTEGER)", err))
+                    "watermark INTEGER)", err) ||
+        store_attach(c->s, path, "sof", err) || store_add_listener(c->s, on_change, m, err)) {
+        free(path);
         return -1;
-    pthread_create(&m->th, NULL, applier, m);
-    m->started = true;
+    }
+    free(path);
+    m->listening = true;
+    if (reconcile(m, err)) return -1;
     http_register_operation("materialize", HTTP_OP_INSTANCE | HTTP_OP_TYPE, "ViewDefinition",
                             op_materialize, c);
     return 0;
@@ -450,16 +569,11 @@ void op_materialize_shutdown(op_view_ctx *c)
 {
     mat *m = c->mat;
     if (!m) return;
-    if (m->started) {
-        pthread_mutex_lock(&m->mu);
-        m->stop = true;
-        pthread_cond_signal(&m->cv);
-        pthread_mutex_unlock(&m->mu);
-        pthread_join(m->th, NULL);
-    }
+    if (m->listening) store_remove_listener(m->s, on_change, m);
+    free_tabs(m);
     sqlite3_close(m->db);
     pthread_mutex_destroy(&m->mu);
-    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->tmu);
     free(m);
     c->mat = NULL;
 }
