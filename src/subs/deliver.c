@@ -201,6 +201,8 @@ static bool wait_committed(worker *w)
 }
 
 /* Reads and compiles the view (pinned to the version seen at creation). */
+static int setup_s3(worker *w, fl_err *err);
+
 static int open_view(worker *w, fl_err *err)
 {
     arena *a = arena_new(0);
@@ -247,10 +249,52 @@ static int open_view(worker *w, fl_err *err)
         w->col_key = sof_view_key_column(w->view);
         w->col_ts = sof_view_ts_column(w->view);
         w->rows = rows_batch_new(w->schema);
-        rc = 0;
+        rc = setup_s3(w, err);
     } else {
         rc = -1;
     }
+    arena_free(a);
+    return rc;
+}
+
+/* s3:// tables: registers the destination's S3 settings for its table URL — endpoint and
+ * region parameters, credentials from the secret references kept in the store job
+ * "subs-secret:<id>" (the stored resource holds them redacted). */
+static int resolve(worker *w, const char *param, const char *value, char **out, fl_err *err)
+{
+    if (secrets_is_ref(value)) return secrets_resolve(w->sb->data_dir, param, value, out, err);
+    *out = strdup(value);   /* a clear value, as accepted by subs.c */
+    if (!*out) abort();
+    return 0;
+}
+
+static int setup_s3(worker *w, fl_err *err)
+{
+    const subs_conf *c = &w->d->conf;
+    if (strncmp(w->table, "s3://", 5)) return 0;
+    arena *a = arena_new(0);
+    char jid[160];
+    snprintf(jid, sizeof jid, "subs-secret:%s", w->d->id);
+    store_job j;
+    fl_err e2 = {0};
+    const json_val *refs = store_job_get(w->s, a, jid, &j, &e2) == 0 && j.state
+                               ? json_parse(a, j.state, strlen(j.state), NULL, &e2) : NULL;
+    const char *kref = json_get_str(refs, "awsAccessKeyId");
+    const char *sref = json_get_str(refs, "awsSecretAccessKey");
+    char *key = NULL, *secret = NULL;
+    int rc = 0;
+    if ((kref && resolve(w, "awsAccessKeyId", kref, &key, err)) ||
+        (sref && resolve(w, "awsSecretAccessKey", sref, &secret, err)))
+        rc = -1;
+    else if (c->s3_endpoint || c->aws_region || (key && secret)) {
+        s3_config cfg = {.endpoint = c->s3_endpoint, .region = c->aws_region,
+                         .access_key_id = key, .secret_access_key = secret};
+        s3_register(w->table, &cfg);
+    }
+    if (key) explicit_bzero(key, strlen(key));
+    if (secret) explicit_bzero(secret, strlen(secret));
+    free(key);
+    free(secret);
     arena_free(a);
     return rc;
 }

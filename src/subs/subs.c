@@ -363,27 +363,22 @@ static subs_topic *topic_by_url(subs *sb, const char *url)
     return NULL;
 }
 
-/* awsAccessKeyId / awsSecretAccessKey must be secret references that resolve now (the
- * worker resolves them again from the stored copy, see deliver.c). */
+/* awsAccessKeyId / awsSecretAccessKey given as secret references ("secret:NAME") must
+ * resolve now (the worker resolves them again from the stored copy, see deliver.c). Clear
+ * values stay accepted as before (kept in the store's job table, redacted in reads). */
 static int check_aws_refs(subs *sb, const json_val *res, fl_err *err)
 {
     const json_val *ps = json_get(res, "parameter");
-    int seen = 0;
     for (uint32_t i = 0; json_is(ps, JSON_ARRAY) && i < ps->len; i++) {
         const char *name = json_get_str(&ps->u.a[i], "name");
-        if (!name || (strcmp(name, "awsAccessKeyId") && strcmp(name, "awsSecretAccessKey")))
+        const char *val = json_get_str(&ps->u.a[i], "valueString");
+        if (!name || (strcmp(name, "awsAccessKeyId") && strcmp(name, "awsSecretAccessKey")) ||
+            !secrets_is_ref(val))
             continue;
-        seen++;
-        char *val = NULL;
-        if (secrets_resolve(sb->data_dir, name, json_get_str(&ps->u.a[i], "valueString"), &val,
-                            err))
-            return -1;
-        explicit_bzero(val, strlen(val));
-        free(val);
-    }
-    if (seen == 1) {
-        fl_err_set(err, 400, "awsAccessKeyId", "awsAccessKeyId and awsSecretAccessKey go together");
-        return -1;
+        char *v = NULL;
+        if (secrets_resolve(sb->data_dir, name, val, &v, err)) return -1;
+        explicit_bzero(v, strlen(v));
+        free(v);
     }
     return 0;
 }

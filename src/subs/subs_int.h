@@ -9,6 +9,8 @@
 #include "../fhirpath/fhirpath.h"
 #include "subs.h"
 #include "../lake/databricks.h"
+#include "../lake/s3.h"
+#include "../lake/secrets.h"
 
 enum { SUBS_CREATE = 1, SUBS_UPDATE = 2, SUBS_DELETE = 4 };
 enum { SUBS_APPEND = 0, SUBS_CURRENT = 1 };
@@ -40,6 +42,7 @@ typedef struct subs_conf {
      * SUBS_CURRENT (the MERGE replaces each key's rows). Strings malloc'd. */
     bool managed;
     dbx_target dbx;
+    char *s3_endpoint, *aws_region;   /* s3:// tables; NULL = the environment's AWS_* */
 } subs_conf;
 
 /* Persisted per-destination progress (store job "subs:<queue>"). */

@@ -345,3 +345,63 @@ def test_export_with_endpoint_parameter_and_secret_references(s3, tmp_path):
                 assert secret_value.encode() not in (data / f).read_bytes(), f
     finally:
         srv.close()
+
+
+def test_destination_with_secret_references_survives_restart(s3, tmp_path):
+    """A topic destination on s3:// with s3Endpoint/awsRegion and secret references, in a
+    server without AWS_* in its environment; after a restart it still delivers."""
+    from conftest import FhirServer
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secrets.json").write_text(json.dumps({"k": KEY["AWS_ACCESS_KEY_ID"],
+                                                   "s": KEY["AWS_SECRET_ACCESS_KEY"]}))
+    saved = {k: os.environ.pop(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_ENDPOINT_URL", "AWS_REGION") if k in os.environ}
+    srv = None
+    try:
+        srv = FhirServer(data).start()
+        put(srv, "ViewDefinition/patient_flat", VIEW)
+        requests.post(srv.url("AidboxSubscriptionTopic"), headers=H, timeout=30, json={
+            "resourceType": "AidboxSubscriptionTopic", "url": "http://example.org/t",
+            "status": "active", "trigger": [{"resource": "Patient",
+                                             "supportedInteraction": ["create", "update", "delete"]}]}
+        ).raise_for_status()
+        table = f"s3://{BUCKET}/t/{uniq('destsecret')}"
+
+        def dest(key_value):
+            return {"resourceType": "AidboxTopicDestination", "id": "d", "topic": "http://example.org/t",
+                    "kind": "data-lakehouse-at-least-once", "parameter": [
+                        {"name": "viewDefinition", "valueString": "patient_flat"},
+                        {"name": "tablePath", "valueString": table},
+                        {"name": "s3Endpoint", "valueString": s3["endpoint"]},
+                        {"name": "awsRegion", "valueString": "us-east-1"},
+                        {"name": "awsAccessKeyId", "valueString": key_value},
+                        {"name": "awsSecretAccessKey", "valueString": "secret:s"},
+                        {"name": "sendIntervalMs", "valueUnsignedInt": 100}]}
+
+        r = requests.put(srv.url("AidboxTopicDestination/d"), json=dest("secret:missing"), headers=H, timeout=30)
+        assert r.status_code == 400 and "missing" in r.text, r.text
+        put(srv, "AidboxTopicDestination/d", dest("secret:k"))
+        put(srv, "Patient/a", {"resourceType": "Patient", "id": "a", "name": [{"family": "One"}]})
+
+        def wait_for(want):
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    got = [(r["id"], r["family_name"]) for r in read_rs(s3, table)]
+                    if got == want:
+                        return
+                except Exception:
+                    pass
+                time.sleep(0.2)
+            raise AssertionError(f"never got {want}: {srv.log()[-1500:]}")
+
+        wait_for([("a", "One")])
+        srv.stop()
+        srv.start()
+        put(srv, "Patient/b", {"resourceType": "Patient", "id": "b", "name": [{"family": "Two"}]})
+        wait_for([("a", "One"), ("b", "Two")])
+    finally:
+        os.environ.update(saved)
+        if srv:
+            srv.close()
