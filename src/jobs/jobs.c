@@ -41,6 +41,9 @@ typedef struct job {
     int fmt;                 /* text_format or FMT_PARQUET */
     int64_t since, W, start, end;
     int K;
+    /* full export with K > 1: per view, the K-1 id bounds of its chunks (store_split at
+     * submit, persisted so a resumed job cuts the same chunks); NULL: hash chunks */
+    const char ***bounds;
     uint8_t *done;           /* n_views * K */
     int64_t *rows;
     const char **patients;
@@ -206,6 +209,16 @@ static void state_write(const job *j, buf *out)
         jw_key(&w, "error");
         jw_str(&w, j->error);
     }
+    if (j->bounds) {
+        jw_key(&w, "bounds");
+        jw_arr_begin(&w);
+        for (size_t v = 0; v < j->n_views; v++) {
+            jw_arr_begin(&w);
+            for (int k = 0; k + 1 < j->K; k++) jw_str(&w, j->bounds[v][k]);
+            jw_arr_end(&w);
+        }
+        jw_arr_end(&w);
+    }
     if (j->outputs.len) {
         jw_key(&w, "outputs");
         jw_raw(&w, j->outputs.p, j->outputs.len);
@@ -352,6 +365,19 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
         if (j->lakehouse) rows_schema_add(sc, "is_deleted", ROWS_INT32, false);
         j->stage[v] = sc;
     }
+    const json_val *bounds = json_get(st, "bounds");
+    if (json_is(bounds, JSON_ARRAY) && bounds->len == j->n_views) {
+        j->bounds = arena_calloc(j->a, j->n_views * sizeof *j->bounds);
+        for (size_t v = 0; v < j->n_views; v++) {
+            const json_val *b = &bounds->u.a[v];
+            if (!json_is(b, JSON_ARRAY) || b->len + 1 != (uint32_t)j->K) {
+                j->bounds = NULL; /* malformed: fall back to hash chunks */
+                break;
+            }
+            j->bounds[v] = arena_alloc(j->a, (size_t)j->K * sizeof **j->bounds);
+            for (uint32_t k = 0; k < b->len; k++) j->bounds[v][k] = b->u.a[k].u.s;
+        }
+    }
     const json_val *s3 = json_get(spec, "s3");
     if (json_is(s3, JSON_OBJECT) && register_s3(e, j, s3, err)) {
         job_free(j);
@@ -481,6 +507,8 @@ static int process(chunk_run *r, const store_res *res)
         snprintf(txid, sizeof txid, "%lld", (long long)res->txid);
         r->ctx->has_ts = true;
         r->ctx->ts_us = res->ts;
+        r->ctx->has_cts = res->cts > 0;
+        r->ctx->cts_us = res->cts;
         r->ctx->txid = txid;
         size_t before = r->b->n_rows;
         long n = sof_eval(r->view, r->ctx, doc, r->b, &r->err);
@@ -519,7 +547,7 @@ static int on_row(void *ctx, const store_res *res)
 {
     chunk_run *r = ctx;
     if (!keep_going(r)) return 1;
-    if ((int)(fnv1a(res->id) % (uint32_t)r->j->K) != r->c) return 0;
+    if (!r->j->bounds && (int)(fnv1a(res->id) % (uint32_t)r->j->K) != r->c) return 0;
     if (r->pass == 1) { /* _since, pass 1: the last version of each changed id */
         idmap_put(&r->m, res->id, res->version);
         return 0;
@@ -604,7 +632,12 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     if (!ok) fl_err_set(&r.err, 500, "", "cannot create %s", dir);
     ok = ok && open_sink(&r, path, tmp);
     for (int ms = 0; ok && ms < e->chunk_delay_ms && keep_going(&r); ms += 10) usleep(10000);
-    if (ok && !j->since) {
+    if (ok && !j->since && j->bounds) { /* the chunk's id range only: no rescan per chunk */
+        r.pass = 0;
+        const char **b = j->bounds[v];
+        ok = store_scan_range(e->s, r.type, j->W, 0, c ? b[c - 1] : NULL,
+                              c < j->K - 1 ? b[c] : NULL, on_row, &r, &r.err) == 0;
+    } else if (ok && !j->since) {
         r.pass = 0;
         ok = store_scan(e->s, r.type, j->W, 0, on_row, &r, &r.err) == 0;
     } else if (ok) {
@@ -704,7 +737,7 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
             /* managed-sql: the staging table is now whole; apply it to Databricks (an
              * idempotent MERGE, so a finalize rerun after a crash is harmless), then drop it */
             if (rc == 0 && j->has_dbx)
-                rc = dbx_apply(&j->dbx, j->tables[v], j->stage[v], o.key, err);
+                rc = dbx_apply(&j->dbx, j->tables[v], j->stage[v], o.key, o.delete_absent, err);
             if (rc == 0 && j->has_dbx) rc = dbx_drop_staging(j->tables[v], err);
         }
     } else {
@@ -1144,6 +1177,16 @@ int jobs_submit(jobs_engine *e, const jobs_spec *sp, char id_out[37], fl_err *er
         }
         job_free(j);
         return -1;
+    }
+    if (!j->since && j->K > 1) {
+        j->bounds = arena_calloc(j->a, j->n_views * sizeof *j->bounds);
+        for (size_t v = 0; v < j->n_views; v++) {
+            if (store_split(e->s, sof_view_resource_type(j->views[v]), j->K, j->a,
+                            &j->bounds[v], err)) {
+                job_free(j);
+                return -1;
+            }
+        }
     }
     persist(e, j);
     pthread_mutex_lock(&e->mu);

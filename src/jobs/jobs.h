@@ -8,10 +8,14 @@
  *    needs a getAidboxTs() column and a key column) and fails synchronously with status
  *    400/422 and `where` naming the parameter; on success the job is persisted with its
  *    watermark W = store_max_ts() at submit, so the whole job reads one snapshot at W.
- *  - Chunk c of K holds the resources whose id hashes to c (FNV-1a % K). A full export
- *    reads store_scan(type, W); a _since export reads store_changes(type, since, W) and
- *    keeps the final state of each changed id (a deleted one becomes a tombstone row:
- *    key, ts, is_deleted = 1, other columns null).
+ *  - Full export, K > 1: at submit, store_split() cuts each view's type into K id ranges
+ *    of about equal size (bounds persisted in the state, so a resumed job cuts the same
+ *    chunks); chunk c reads only its range with store_scan_range(type, W) — no rescan of
+ *    the type per chunk. K = 1 reads store_scan(type, W). A _since export reads
+ *    store_changes(type, since, W) per chunk and keeps the ids whose FNV-1a hash % K is c,
+ *    with the final state of each changed id (a deleted one becomes a tombstone row: key,
+ *    ts, is_deleted = 1, other columns null). Rows get getAidboxTs() = ts of the version
+ *    and getAidboxCts() = ts of version 1 (store_res.cts).
  *  - Lakehouse output: each chunk writes one staging Parquet file under
  *    DATA/exports/<id>/staging/; when all chunks are done, the staging rows are merged
  *    into the Delta table in ONE commit carrying txn(appId "fhirlake-export-<id>-<v>",

@@ -199,6 +199,8 @@ static int on_stored(void *ctx, const store_res *sr)
     snprintf(txid, sizeof txid, "%lld", (long long)sr->txid);
     r->ctx->has_ts = true;
     r->ctx->ts_us = sr->ts;
+    r->ctx->has_cts = sr->cts > 0; /* getAidboxCts(): ts of version 1 */
+    r->ctx->cts_us = sr->cts;
     r->ctx->txid = txid;
     char where[200];
     snprintf(where, sizeof where, "%s/%s", sr->type, sr->id);

@@ -362,3 +362,42 @@ def test_chained_since_under_concurrent_writer(srv):
         last[pid] = max(last.get(pid, 0), ts)
     for pid, tss in written.items():
         assert last[pid] == max(tss), f"{pid}: last exported {last[pid]}, last written {max(tss)}"
+
+
+def read_outputs(m):
+    chunks = []
+    for o in param(m, "output"):
+        parts = {p["name"]: p for p in o["part"]}
+        path = parts["location"]["valueUri"][len("file://"):]
+        with open(path) as f:
+            chunks.append([json.loads(l) for l in f if l.strip()])
+    return chunks
+
+
+def test_chunks_are_id_ranges_and_cts(srv):
+    """A full export with chunkCount K reads K disjoint id ranges of about equal size (each
+    chunk scans only its range) whose union is the chunkCount 1 export; getAidboxCts() is
+    the ts of version 1 (equal to getAidboxTs() until the resource is updated)."""
+    view = dict(VIEW, id="pcts", name="pcts")
+    view["select"] = [{"column": VIEW["select"][0]["column"] + [{"name": "cts", "path": "getAidboxCts()"}]}]
+    put(srv, view)
+    load_patients(srv, 100)
+    for i in range(0, 100, 10):
+        put(srv, patient(f"p{i}", "other", "2000-01-01", f"U{i}", "G"))
+    one = read_outputs(run_export(srv, export_params(view_ref="ViewDefinition/pcts", name="pcts",
+                                                     kind=None)))
+    assert len(one) == 1 and len(one[0]) == 100
+    chunks = read_outputs(run_export(srv, export_params({"name": "chunkCount", "valueInteger": 5},
+                                                        view_ref="ViewDefinition/pcts", name="pcts",
+                                                        kind=None)))
+    assert len(chunks) == 5
+    assert all(15 <= len(c) <= 25 for c in chunks), [len(c) for c in chunks]
+    ids = [sorted(r["id"] for r in c) for c in chunks]
+    for a, b in zip(ids, ids[1:]):
+        assert a[-1] < b[0]  # ranges, in order, disjoint
+    key = lambda r: r["id"]
+    assert sorted((r for c in chunks for r in c), key=key) == sorted(one[0], key=key)
+    for r in one[0]:
+        updated = int(r["id"][1:]) % 10 == 0
+        assert r["cts"] and r["ts"]
+        assert (r["cts"] < r["ts"]) if updated else (r["cts"] == r["ts"]), r
