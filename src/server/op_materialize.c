@@ -17,11 +17,14 @@
  *  - a reader of sof.db never sees a partial write request: the rows and the watermark of
  *    one request commit together in sof.db;
  *  - a write acknowledged to its client is in both files; fhirlake.db commits first, so a
- *    crash (kill -9, power loss) between the two file commits can leave sof.db BEHIND the
- *    store, never ahead: watermark < the store's newest ts. On the next start, before
+ *    crash (kill -9) between the two file commits leaves sof.db BEHIND the store, never
+ *    ahead: watermark < the store's newest ts. On the next start, before
  *    the server takes requests, each table is reconciled by re-applying store_changes()
  *    after its watermark (replacing rows per key is idempotent), so after a restart
- *    sof.<name> equals the view over the store again;
+ *    sof.<name> equals the view over the store again. After a power loss (not a kill),
+ *    sof.db's WAL, which the store does not fsync, can also keep a commit whose store
+ *    group was lost (unacknowledged writes): a watermark past the store's newest ts makes
+ *    the start refill that table from the store's snapshot;
  *  - while a $materialize fill holds sof.db's write lock, writes wait for it (SQLite busy
  *    timeout of the store, 10 s; a longer fill makes them fail with 500 rather than
  *    diverge). An I/O error committing sof.db after fhirlake.db committed reports the
@@ -389,6 +392,26 @@ static int on_change(void *ctx, store_tx *tx, const store_res *r, fl_err *err)
     return rc;
 }
 
+/* Empties table t and fills it from the snapshot at W, through m->db (in its transaction). */
+static int refill(mat *m, const tab *t, int64_t W, fl_err *err)
+{
+    buf q = BUF_INIT;
+    buf_puts(&q, "DELETE FROM ");
+    quote_ident(&q, t->name);
+    int rc = exec(m->db, q.p, err);
+    buf_free(&q);
+    if (rc) return -1;
+    fill f = {.db = m->db, .v = t->v, .ctx = sof_ctx_new(), .pa = arena_new(0),
+              .b = rows_batch_new(sof_view_schema(t->v))};
+    fl_err_clear(&f.err);
+    bool ok = fill_prepare(&f, "", t->name) &&
+              store_scan(m->s, sof_view_resource_type(t->v), W, 0, on_res, &f, &f.err) == 0 &&
+              FL_OK(&f.err) && fill_flush(&f);
+    if (!ok) *err = f.err;
+    fill_free(&f);
+    return ok ? 0 : -1;
+}
+
 /* At start: each `table` catches up with the writes after its watermark (those a crash
  * between the fhirlake.db and sof.db commits left out), under sof.db's write lock so no
  * write slips between the replay and the listener taking over. */
@@ -409,10 +432,16 @@ static int reconcile(mat *m, fl_err *err)
             if (sqlite3_step(st) == SQLITE_ROW) wm = sqlite3_column_int64(st, 0);
         }
         sqlite3_finalize(st);
-        if (wm >= W) continue;
-        fl_log(FL_LOG_INFO, "materialize: table %s behind the store, re-applying changes "
-               "after %lld", t->name, (long long)wm);
-        rc = apply_one(m->db, "", t, NULL, wm, W, m->s, err);
+        if (wm == W) continue;
+        if (wm > W) { /* ahead: the store lost unsynced commits (power loss), sof.db not */
+            fl_log(FL_LOG_WARN, "materialize: table %s ahead of the store (%lld > %lld), "
+                   "refilling it from the store", t->name, (long long)wm, (long long)W);
+            rc = refill(m, t, W, err);
+        } else {
+            fl_log(FL_LOG_INFO, "materialize: table %s behind the store, re-applying changes "
+                   "after %lld", t->name, (long long)wm);
+            rc = apply_one(m->db, "", t, NULL, wm, W, m->s, err);
+        }
         if (rc == 0) rc = set_watermark(m->db, "", t->name, W, err);
     }
     if (rc == 0) rc = exec(m->db, "COMMIT", err);
