@@ -374,7 +374,7 @@ static void existing_columns(arena *a, const buf *resp, const rows_schema *s, bo
 }
 
 static void merge_sql(buf *q, const char *target, const char *src, const rows_schema *s,
-                      const char *key)
+                      const char *key, bool delete_absent)
 {
     buf_printf(q, "MERGE INTO %s AS t USING (SELECT CAST(NULL AS STRING) AS `__fl_key`, ", target);
     column_list(q, s, "");
@@ -390,10 +390,13 @@ static void merge_sql(buf *q, const char *target, const char *src, const rows_sc
     buf_puts(q, ") VALUES (");
     column_list(q, s, "u.");
     buf_puts(q, ")");
+    if (delete_absent && rows_schema_find(s, "is_deleted") >= 0)
+        buf_puts(q, " WHEN NOT MATCHED BY SOURCE AND t.`is_deleted` = 0 THEN UPDATE SET "
+                    "t.`is_deleted` = 1");
 }
 
 int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s,
-              const char *key, fl_err *err)
+              const char *key, bool delete_absent, fl_err *err)
 {
     buf target = BUF_INIT, src = BUF_INIT, q = BUF_INIT, resp = BUF_INIT;
     if (dbx_quote_table(&target, t->table) != 0) {
@@ -426,7 +429,7 @@ int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s
     }
     if (rc == 0) {
         buf_reset(&q);
-        if (key) merge_sql(&q, target.p, src.p, s, key);
+        if (key) merge_sql(&q, target.p, src.p, s, key, delete_absent);
         else {
             buf_printf(&q, "INSERT OVERWRITE %s (", target.p);
             column_list(&q, s, "");

@@ -44,9 +44,10 @@ int dbx_check(const dbx_target *t, fl_err *err);
 int dbx_sql(const dbx_target *t, const char *sql, buf *out, fl_err *err);
 
 /* Applies the staged Delta table at staging_url (schema s, key column key or NULL) to the
- * target table, as described above. */
+ * target table, as described above. delete_absent (a full export): target rows whose key
+ * is not staged become tombstones (is_deleted = 1), as in a local Delta table. */
 int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s,
-              const char *key, fl_err *err);
+              const char *key, bool delete_absent, fl_err *err);
 
 /* Removes every object of the staged table at staging_url. */
 int dbx_drop_staging(const char *staging_url, fl_err *err);

@@ -377,7 +377,8 @@ static int commit_rows(worker *w, int64_t version, lake_result *res, fl_err *err
     }
     int rc = lake_commit(lw, res, err);
     if (rc == 0 && w->d->conf.managed)
-        rc = dbx_apply(&w->d->conf.dbx, w->table, w->schema, w->schema->f[w->col_key].name, err);
+        rc = dbx_apply(&w->d->conf.dbx, w->table, w->schema, w->schema->f[w->col_key].name,
+                       false, err);
     return rc;
 }
 

@@ -180,6 +180,16 @@ def test_one_shot_export_then_since_round(srv, dbx, s3):
     assert ["patient-3", None, None, None, "1"] in rows
     assert len(rows) == 4
 
+    # a full export later: a resource deleted meanwhile becomes a tombstone (is_deleted = 1),
+    # and the service-principal token is reused, not fetched per statement
+    assert requests.delete(srv.url("Patient/patient-4"), timeout=30).status_code in (200, 204)
+    before = requests.get(dbx["url"] + "/test/log").json()["token_requests"]
+    run_export(srv, dbx_params(dbx, table, staging))
+    assert requests.get(dbx["url"] + "/test/log").json()["token_requests"] == before
+    rows = dbx_query(dbx, q)
+    assert [r[0] for r in rows if r[4] == "1"] == ["patient-3", "patient-4"]
+    assert ["patient-1", "male", "1990-01-15", "Smith", "0"] in rows and len(rows) == 4
+
 
 def test_bad_parameters_fail_synchronously(srv, dbx):
     good = ("main.s.t", f"s3://{BUCKET}/staging/x")
