@@ -111,8 +111,37 @@ static bool registered(const char *url, s3_config *out, char *f[5])
     return best != NULL;
 }
 
+/* One connection cache (and DNS / TLS session cache) shared by every request of the
+ * process: each request uses its own easy handle, but reuses a kept-alive connection
+ * instead of a new TCP + TLS handshake per object. */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static CURLSH *share;
+static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+    (void)h, (void)a, (void)u;
+    pthread_mutex_lock(&share_mu[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+    (void)h, (void)u;
+    pthread_mutex_unlock(&share_mu[d]);
+}
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&share_mu[i], NULL);
+    share = curl_share_init();
+    if (!share) return;   /* requests then simply do not share connections */
+    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+}
 
 static const char *pick(const char *a, const char *env1, const char *env2)
 {
@@ -345,6 +374,7 @@ static CURLcode perform_once(s3store *s, s3_req *r, const char *url)
     if (s->token_hdr) h = curl_slist_append(h, s->token_hdr);
     if (r->hdr) h = curl_slist_append(h, r->hdr);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    if (share) curl_easy_setopt(c, CURLOPT_SHARE, share);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
     curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
