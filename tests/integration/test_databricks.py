@@ -270,3 +270,21 @@ def test_continuous_destination(srv, dbx, s3):
     assert requests.delete(srv.url("Patient/patient-2"), timeout=30).status_code in (200, 204)
     want = [["patient-1", "Smith-Jones", "0"], ["patient-2", None, "1"], ["patient-3", "Chen", "0"]]
     wait_rows(dbx, q, lambda rows: rows == want, "live batches")
+
+
+def test_databricks_errors_surface_in_status(srv, dbx):
+    """An unknown warehouse passes the synchronous checks (fhirlake cannot list warehouses
+    without extra permissions) and fails the job with the Databricks error code."""
+    put(srv, "Patient/e1", patient("e1", "male", "1990-01-01", "Err"))
+    body = dbx_params(dbx, "main.errs.t", f"s3://{BUCKET}/staging/errs", drop=("databricksWarehouseId",))
+    body["parameter"].append({"name": "databricksWarehouseId", "valueString": "no-such-warehouse"})
+    r = kick_off(srv, body)
+    assert r.status_code == 202, r.text
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        s = requests.get(r.headers["Content-Location"], timeout=30)
+        if s.status_code != 202:
+            break
+        time.sleep(0.2)
+    text = s.text
+    assert "failed" in text and "RESOURCE_DOES_NOT_EXIST" in text, text

@@ -8,8 +8,8 @@ are in ~/.ivy2); checkpoints round-trip; two concurrent writers both commit at d
 versions and lose nothing (conditional PUT of the commit file); files above the multipart
 threshold are uploaded in parts; a killed writer leaves no visible partial object; bad
 s3:// table paths are refused synchronously.
-What it cannot prove: SigV4 acceptance by real AWS (moto does not check signatures),
-virtual-host addressing, and real S3 throttling.
+Signatures are checked separately (test_s3_sigv4.py, against botocore's signer). What
+these tests cannot prove: acceptance by real AWS, virtual-host addressing, real throttling.
 """
 import json
 import os
