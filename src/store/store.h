@@ -36,6 +36,11 @@
  *    behind the main one, never lead it; its owner must be able to catch up (e.g. by
  *    replaying store_changes() after a watermark it keeps in that database).
  *  - Memory: everything a read function returns lives in the caller's arena.
+ *  - Embedded backend reads: the pooled reader connections map the database file
+ *    (PRAGMA mmap_size): a full export's scan reads pages in place instead of copying
+ *    them out of the OS cache. Measured on the bench/export data (1.14M rows, 4 views,
+ *    2 cores shared with other work, 8 full exports each, interleaved): 6.2-7.7 s with
+ *    mmap vs 7.1-11.7 s without.
  *  - Errors: fl_err with an HTTP-ish status (404 not found, 410 gone, 412 version
  *    mismatch, 409 conflict, 500 backend failure); `where` names the op ("op[3]").
  */
