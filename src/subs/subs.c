@@ -363,18 +363,25 @@ static subs_topic *topic_by_url(subs *sb, const char *url)
     return NULL;
 }
 
-/* awsAccessKeyId / awsSecretAccessKey given as secret references ("secret:NAME") must
- * resolve now (the worker resolves them again from the stored copy, see deliver.c). Clear
- * values stay accepted as before (kept in the store's job table, redacted in reads). */
-static int check_aws_refs(subs *sb, const json_val *res, fl_err *err)
+/* Secret-like parameters are never stored in clear: a request must give each as a
+ * reference ("secret:NAME") to the server's secrets file (DATA/secrets.json or
+ * $FHIRLAKE_SECRETS_FILE). awsAccessKeyId / awsSecretAccessKey must also resolve now (the
+ * worker resolves them again from the stored copy, see deliver.c). Runs on requests only:
+ * stored destinations hold the references redacted. */
+static int check_secret_refs(subs *sb, const json_val *res, fl_err *err)
 {
     const json_val *ps = json_get(res, "parameter");
     for (uint32_t i = 0; json_is(ps, JSON_ARRAY) && i < ps->len; i++) {
         const char *name = json_get_str(&ps->u.a[i], "name");
         const char *val = json_get_str(&ps->u.a[i], "valueString");
-        if (!name || (strcmp(name, "awsAccessKeyId") && strcmp(name, "awsSecretAccessKey")) ||
-            !secrets_is_ref(val))
-            continue;
+        if (!name || !secret_like(name)) continue;
+        if (!secrets_is_ref(val)) {
+            fl_err_set(err, 400, name,
+                       "parameter '%.100s' must be a secret reference \"secret:NAME\" resolved "
+                       "from the server's secrets file; clear values are not stored", name);
+            return -1;
+        }
+        if (strcmp(name, "awsAccessKeyId") && strcmp(name, "awsSecretAccessKey")) continue;
         char *v = NULL;
         if (secrets_resolve(sb->data_dir, name, val, &v, err)) return -1;
         explicit_bzero(v, strlen(v));
@@ -391,7 +398,7 @@ int subs_validate_destination(subs *sb, const json_val *res, fl_err *err)
         subs_conf_free(&c);
         return -1;
     }
-    if (check_aws_refs(sb, res, err)) {
+    if (check_secret_refs(sb, res, err)) {
         subs_conf_free(&c);
         return -1;
     }

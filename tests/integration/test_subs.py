@@ -443,16 +443,24 @@ def test_current_mode_one_row_per_key_and_other_types_ignored(fhir_server):
 
 
 def test_secret_parameters_never_echoed(fhir_server):
-    """Secret-like parameters (secret/password/token/key in the name) are accepted but their
-    values never reach the stored resource: create response, read, vread, history and
-    search all show "<redacted>"; the value is kept in the store's job table only."""
+    """Secret-like parameters (secret/password/token/key in the name) are accepted only as
+    references ("secret:NAME") to the server's secrets file, never as clear values (refused
+    without echoing them); the references never reach the stored resource either: create
+    response, read, vread, history and search all show "<redacted>"."""
     import sqlite3
     srv = fhir_server
     setup_view_topic(srv)
     secret = "hunter2-SECRET-VALUE"
+    with open(os.path.join(srv.data_dir, "secrets.json"), "w") as f:
+        json.dump({"dbx": secret, "aws-key": secret + "-2"}, f)
+    clear = dest("clear", skipInitialExport=True)
+    clear["parameter"] += [{"name": "clientSecret", "valueString": secret}]
+    r = requests.put(srv.url("AidboxTopicDestination/clear"), json=clear)
+    assert r.status_code == 400, r.text
+    assert "clientSecret" in r.text and "secret:NAME" in r.text and secret not in r.text
     d = dest("sec", skipInitialExport=True)
-    d["parameter"] += [{"name": "clientSecret", "valueString": secret},
-                       {"name": "awsAccessKeyId", "valueString": secret + "-2"}]
+    d["parameter"] += [{"name": "clientSecret", "valueString": "secret:dbx"},
+                       {"name": "awsAccessKeyId", "valueString": "secret:aws-key"}]
     r = requests.put(srv.url("AidboxTopicDestination/sec"), json=d)
     assert r.status_code == 201, r.text
     pages = [r.text]
@@ -462,17 +470,19 @@ def test_secret_parameters_never_echoed(fhir_server):
     pages.append(requests.get(srv.url("AidboxTopicDestination")).text)
     pages.append(requests.get(srv.url("_history")).text)
     for text in pages:
-        assert secret not in text
+        assert secret not in text and "secret:dbx" not in text
     body = requests.get(srv.url("AidboxTopicDestination/sec")).json()
     assert {"name": "clientSecret", "valueString": "<redacted>"} in body["parameter"]
     # it still works
     pid = post(srv, "Patient", patient(1))["id"]
     wait_for(lambda: [r for r in table_rows(lake(srv)) if r["id"] == pid], what="row")
-    # kept server-side, outside the resource
+    # the database holds references only, never a clear secret
     db = sqlite3.connect(os.path.join(srv.data_dir, "fhirlake.db"))
     (state,) = db.execute("SELECT state FROM jobs WHERE id = 'subs-secret:sec'").fetchone()
+    dump = "\n".join(db.iterdump())
     db.close()
-    assert json.loads(state) == {"clientSecret": secret, "awsAccessKeyId": secret + "-2"}
+    assert json.loads(state) == {"clientSecret": "secret:dbx", "awsAccessKeyId": "secret:aws-key"}
+    assert secret not in dump
     # still immutable
     assert requests.put(srv.url("AidboxTopicDestination/sec"), json=d).status_code == 405
 
