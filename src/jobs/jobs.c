@@ -375,7 +375,15 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
                 break;
             }
             j->bounds[v] = arena_alloc(j->a, (size_t)j->K * sizeof **j->bounds);
-            for (uint32_t k = 0; k < b->len; k++) j->bounds[v][k] = b->u.a[k].u.s;
+            for (uint32_t k = 0; k < b->len; k++)
+                j->bounds[v][k] = json_is(&b->u.a[k], JSON_STRING) ? b->u.a[k].u.s : NULL;
+            for (uint32_t k = 0; bounds && k < b->len; k++)
+                if (!j->bounds[v][k] || (k && strcmp(j->bounds[v][k - 1], j->bounds[v][k]) > 0))
+                    bounds = NULL; /* not ordered strings: state damaged */
+            if (!bounds) {
+                j->bounds = NULL;
+                break;
+            }
         }
     }
     const json_val *s3 = json_get(spec, "s3");

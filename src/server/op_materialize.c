@@ -29,6 +29,8 @@
  *    timeout of the store, 10 s; a longer fill makes them fail with 500 rather than
  *    diverge). An I/O error committing sof.db after fhirlake.db committed reports the
  *    write as failed although the store has it (the next start reconciles the table).
+ *    Every write transaction locks sof.db too, so sof.db is for reading: a user holding
+ *    a write transaction on it stalls (after 10 s fails) the store's writes.
  * The registry table sof._fhirlake_views (name, type, view, watermark) lists them; for a
  * `table` the watermark is the ts of the last write applied to it. */
 #include "op_view.h"
@@ -322,8 +324,13 @@ static void load_tabs(mat *m)
         arena *a = arena_new(0);
         json_val *vj = view ? json_parse(a, view, strlen(view), NULL, &err) : NULL;
         sof_view *v = vj ? sof_compile(vj, SOF_KEEP_TEXT, &err) : NULL;
+        if (v && sof_view_key_column(v) < 0) { /* registered by an older version */
+            fl_err_set(&err, 400, "", "no key column: cannot replace a resource's rows");
+            sof_free(v);
+            v = NULL;
+        }
         if (!v) {
-            fl_log(FL_LOG_WARN, "materialize: table %s: view does not compile: %s",
+            fl_log(FL_LOG_WARN, "materialize: table %s is not kept current: %s",
                    sqlite3_column_text(st, 0), err.msg);
             arena_free(a);
             continue;
