@@ -266,7 +266,30 @@ static int statement_outcome(const json_val *v, const char *sql, fl_err *err)
     return -1;
 }
 
+/* The statement API's named parameters: values that came from users travel apart from
+ * the SQL text, so they can never change the statement. */
+static void write_params(jw *w, const dbx_param *p, size_t n)
+{
+    if (!n) return;
+    jw_key(w, "parameters");
+    jw_arr_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        jw_obj_begin(w);
+        jw_key(w, "name"), jw_str(w, p[i].name);
+        jw_key(w, "value"), jw_str(w, p[i].value);
+        jw_key(w, "type"), jw_str(w, p[i].type ? p[i].type : "STRING");
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
 int dbx_sql(const dbx_target *t, const char *sql, buf *out, fl_err *err)
+{
+    return dbx_sql_p(t, sql, NULL, 0, out, err);
+}
+
+int dbx_sql_p(const dbx_target *t, const char *sql, const dbx_param *params, size_t n_params,
+              buf *out, fl_err *err)
 {
     arena *a = arena_new(0);
     const char *ws = trimmed_workspace(a, t->workspace);
@@ -285,6 +308,7 @@ int dbx_sql(const dbx_target *t, const char *sql, buf *out, fl_err *err)
     jw_key(&w, "on_wait_timeout"), jw_str(&w, "CONTINUE");
     jw_key(&w, "format"), jw_str(&w, "JSON_ARRAY");
     jw_key(&w, "disposition"), jw_str(&w, "INLINE");
+    write_params(&w, params, n_params);
     jw_obj_end(&w);
     http_call c = {.method = "POST", .url = arena_printf(a, "%s/api/2.0/sql/statements", ws),
                    .body = body.p, .ctype = "application/json", .bearer = tok, .out = &resp};
@@ -340,12 +364,27 @@ void dbx_sql_type(buf *out, rows_type t, bool list)
     buf_printf(out, list ? "ARRAY<%s>" : "%s", n);
 }
 
+/* `name` with any backquote doubled: column names come from the ViewDefinition, so they
+ * are quoted, never pasted (identifiers cannot be statement parameters). */
+static void quote_ident(buf *q, const char *qual, const char *name)
+{
+    buf_puts(q, qual);
+    buf_putc(q, '`');
+    for (const char *p = name; *p; p++) {
+        if (*p == '`') buf_putc(q, '`');
+        buf_putc(q, *p);
+    }
+    buf_putc(q, '`');
+}
+
 static void column_defs(buf *q, const rows_schema *s, const bool *only)
 {
     bool first = true;
     for (size_t i = 0; i < s->n; i++) {
         if (only && !only[i]) continue;
-        buf_printf(q, "%s`%s` ", first ? "" : ", ", s->f[i].name);
+        if (!first) buf_puts(q, ", ");
+        quote_ident(q, "", s->f[i].name);
+        buf_putc(q, ' ');
         dbx_sql_type(q, s->f[i].type, s->f[i].list);
         first = false;
     }
@@ -353,8 +392,10 @@ static void column_defs(buf *q, const rows_schema *s, const bool *only)
 
 static void column_list(buf *q, const rows_schema *s, const char *qual)
 {
-    for (size_t i = 0; i < s->n; i++)
-        buf_printf(q, "%s%s`%s`", i ? ", " : "", qual, s->f[i].name);
+    for (size_t i = 0; i < s->n; i++) {
+        if (i) buf_puts(q, ", ");
+        quote_ident(q, qual, s->f[i].name);
+    }
 }
 
 /* Column names of the target from DESCRIBE TABLE (rows: col_name, data_type, comment). */
@@ -378,14 +419,20 @@ static void merge_sql(buf *q, const char *target, const char *src, const rows_sc
 {
     buf_printf(q, "MERGE INTO %s AS t USING (SELECT CAST(NULL AS STRING) AS `__fl_key`, ", target);
     column_list(q, s, "");
-    buf_printf(q, " FROM %s UNION ALL SELECT `%s` AS `__fl_key`, ", src, key);
+    buf_printf(q, " FROM %s UNION ALL SELECT ", src);
+    quote_ident(q, "", key);
+    buf_puts(q, " AS `__fl_key`, ");
     column_list(q, s, "");
     buf_puts(q, " FROM (SELECT ");
     column_list(q, s, "");
-    buf_printf(q, ", row_number() OVER (PARTITION BY `%s` ORDER BY `%s`) AS `__fl_rn` FROM %s) "
-                  "WHERE `__fl_rn` = 1) AS u ON t.`%s` = u.`__fl_key` WHEN MATCHED THEN DELETE "
-                  "WHEN NOT MATCHED AND u.`__fl_key` IS NULL THEN INSERT (",
-               key, key, src, key);
+    buf_puts(q, ", row_number() OVER (PARTITION BY ");
+    quote_ident(q, "", key);
+    buf_puts(q, " ORDER BY ");
+    quote_ident(q, "", key);
+    buf_printf(q, ") AS `__fl_rn` FROM %s) WHERE `__fl_rn` = 1) AS u ON ", src);
+    quote_ident(q, "t.", key);
+    buf_puts(q, " = u.`__fl_key` WHEN MATCHED THEN DELETE "
+                "WHEN NOT MATCHED AND u.`__fl_key` IS NULL THEN INSERT (");
     column_list(q, s, "");
     buf_puts(q, ") VALUES (");
     column_list(q, s, "u.");
@@ -395,24 +442,43 @@ static void merge_sql(buf *q, const char *target, const char *src, const rows_sc
                     "t.`is_deleted` = 1");
 }
 
-int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s,
-              const char *key, bool delete_absent, fl_err *err)
+/* Append mode: every staged row is inserted, tagged with its batch; a batch whose tag the
+ * target already holds was applied before (the MERGE is one Delta commit: all or nothing),
+ * so a replay inserts nothing. The key in the join keeps a replay's join small. */
+static void append_sql(buf *q, const char *target, const char *src, const rows_schema *s,
+                       const char *key)
 {
-    buf target = BUF_INIT, src = BUF_INIT, q = BUF_INIT, resp = BUF_INIT;
-    if (dbx_quote_table(&target, t->table) != 0) {
-        fl_err_set(err, 400, "tableName", "tableName must be catalog.schema.table");
-        return -1;
+    buf_printf(q, "MERGE INTO %s AS t USING (SELECT ", target);
+    column_list(q, s, "");
+    buf_printf(q, ", CAST(:batch AS STRING) AS `%s` FROM %s) AS u ON t.`%s` = u.`%s`",
+               DBX_BATCH_COLUMN, src, DBX_BATCH_COLUMN, DBX_BATCH_COLUMN);
+    if (key) {
+        buf_puts(q, " AND ");
+        quote_ident(q, "t.", key);
+        buf_puts(q, " <=> ");
+        quote_ident(q, "u.", key);
     }
-    buf_printf(&src, "delta.`%s`", staging_url);
+    buf_puts(q, " WHEN NOT MATCHED THEN INSERT (");
+    column_list(q, s, "");
+    buf_printf(q, ", `%s`) VALUES (", DBX_BATCH_COLUMN);
+    column_list(q, s, "u.");
+    buf_printf(q, ", u.`%s`)", DBX_BATCH_COLUMN);
+}
+
+/* CREATE TABLE IF NOT EXISTS, then ADD COLUMNS for the columns of s the target lacks. */
+static int prepare_target(const dbx_target *t, const char *target, const rows_schema *s,
+                          fl_err *err)
+{
+    buf q = BUF_INIT, resp = BUF_INIT;
     arena *a = arena_new(0);
     bool *missing = arena_calloc(a, (s->n + 1) * sizeof *missing);
-    buf_printf(&q, "CREATE TABLE IF NOT EXISTS %s (", target.p);
+    buf_printf(&q, "CREATE TABLE IF NOT EXISTS %s (", target);
     column_defs(&q, s, NULL);
     buf_puts(&q, ") USING DELTA");
     int rc = dbx_sql(t, q.p, NULL, err);
     if (rc == 0) {
         buf_reset(&q);
-        buf_printf(&q, "DESCRIBE TABLE %s", target.p);
+        buf_printf(&q, "DESCRIBE TABLE %s", target);
         rc = dbx_sql(t, q.p, &resp, err);
     }
     if (rc == 0) {
@@ -421,14 +487,37 @@ int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s
         for (size_t i = 0; i < s->n; i++) any |= missing[i];
         if (any) {   /* the view gained columns since the table was created */
             buf_reset(&q);
-            buf_printf(&q, "ALTER TABLE %s ADD COLUMNS (", target.p);
+            buf_printf(&q, "ALTER TABLE %s ADD COLUMNS (", target);
             column_defs(&q, s, missing);
             buf_puts(&q, ")");
             rc = dbx_sql(t, q.p, NULL, err);
         }
     }
+    arena_free(a);
+    buf_free(&q);
+    buf_free(&resp);
+    return rc;
+}
+
+/* The target's quoted name and the staged table as delta.`url` (backquotes doubled). */
+static int names(const dbx_target *t, const char *staging_url, buf *target, buf *src,
+                 fl_err *err)
+{
+    if (dbx_quote_table(target, t->table) != 0) {
+        fl_err_set(err, 400, "tableName", "tableName must be catalog.schema.table");
+        return -1;
+    }
+    quote_ident(src, "delta.", staging_url);
+    return 0;
+}
+
+int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s,
+              const char *key, bool delete_absent, fl_err *err)
+{
+    buf target = BUF_INIT, src = BUF_INIT, q = BUF_INIT;
+    int rc = names(t, staging_url, &target, &src, err);
+    if (rc == 0) rc = prepare_target(t, target.p, s, err);
     if (rc == 0) {
-        buf_reset(&q);
         if (key) merge_sql(&q, target.p, src.p, s, key, delete_absent);
         else {
             buf_printf(&q, "INSERT OVERWRITE %s (", target.p);
@@ -439,11 +528,30 @@ int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s
         }
         rc = dbx_sql(t, q.p, NULL, err);
     }
-    arena_free(a);
     buf_free(&target);
     buf_free(&src);
     buf_free(&q);
-    buf_free(&resp);
+    return rc;
+}
+
+int dbx_append(const dbx_target *t, const char *staging_url, const rows_schema *s,
+               const char *key, const char *batch, fl_err *err)
+{
+    buf target = BUF_INIT, src = BUF_INIT, q = BUF_INIT;
+    rows_schema *ts = rows_schema_copy(s);   /* the target also has the batch tag */
+    if (rows_schema_find(ts, DBX_BATCH_COLUMN) < 0)
+        rows_schema_add(ts, DBX_BATCH_COLUMN, ROWS_STRING, false);
+    int rc = names(t, staging_url, &target, &src, err);
+    if (rc == 0) rc = prepare_target(t, target.p, ts, err);
+    if (rc == 0) {
+        append_sql(&q, target.p, src.p, s, key);
+        dbx_param p = {.name = "batch", .value = batch};
+        rc = dbx_sql_p(t, q.p, &p, 1, NULL, err);
+    }
+    rows_schema_free(ts);
+    buf_free(&target);
+    buf_free(&src);
+    buf_free(&q);
     return rc;
 }
 

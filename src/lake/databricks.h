@@ -20,7 +20,14 @@
  *    whole). Re-running it with the same staging gives the same table (idempotent), which
  *    is what makes retried batches land exactly once. Without a key column: INSERT
  *    OVERWRITE.
- *  - Identifiers are sent back-quoted: `catalog`.`schema`.`table`.
+ *  - dbx_append (tableMode append, the destinations' default): every staged row is
+ *    inserted with a hidden STRING column _fhirlake_batch = the caller's batch tag, by a
+ *    MERGE whose ON clause matches the tag (and the key), WHEN NOT MATCHED THEN INSERT.
+ *    The MERGE is one Delta commit, so either the whole batch is there or none of it; a
+ *    replay finds its tag and inserts nothing: each batch lands exactly once.
+ *  - Identifiers are sent back-quoted: `catalog`.`schema`.`table` (validated), column
+ *    names and staging paths with backquotes doubled. Values (the batch tag) travel as the
+ *    statement API's named parameters, never inside the SQL text.
  */
 #ifndef FL_DATABRICKS_H
 #define FL_DATABRICKS_H
@@ -39,15 +46,30 @@ typedef struct dbx_target {
  * service-principal credentials configured, and a token obtained from the workspace. */
 int dbx_check(const dbx_target *t, fl_err *err);
 
+#define DBX_BATCH_COLUMN "_fhirlake_batch"
+
+/* A named statement parameter (:name in the SQL); type NULL means STRING. */
+typedef struct dbx_param {
+    const char *name, *value, *type;
+} dbx_param;
+
 /* Runs one statement to completion; the final statement response (JSON) goes to out when
  * out is not NULL. */
 int dbx_sql(const dbx_target *t, const char *sql, buf *out, fl_err *err);
+/* The same with named parameters. */
+int dbx_sql_p(const dbx_target *t, const char *sql, const dbx_param *params, size_t n_params,
+              buf *out, fl_err *err);
 
 /* Applies the staged Delta table at staging_url (schema s, key column key or NULL) to the
  * target table, as described above. delete_absent (a full export): target rows whose key
  * is not staged become tombstones (is_deleted = 1), as in a local Delta table. */
 int dbx_apply(const dbx_target *t, const char *staging_url, const rows_schema *s,
               const char *key, bool delete_absent, fl_err *err);
+
+/* Appends the staged rows to the target once per batch tag (see above); key (or NULL)
+ * narrows the replay check's join. */
+int dbx_append(const dbx_target *t, const char *staging_url, const rows_schema *s,
+               const char *key, const char *batch, fl_err *err);
 
 /* Removes every object of the staged table at staging_url. */
 int dbx_drop_staging(const char *staging_url, fl_err *err);

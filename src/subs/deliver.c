@@ -353,6 +353,18 @@ static void tombstone(worker *w, const char *id, int64_t ts)
     rows_end_row(b);
 }
 
+/* managed-sql: applies the staged batch to the Databricks table. Append mode tags the
+ * rows with "<app id>#<batch>" so that a replayed batch is recognised and lands once. */
+static int apply_managed(worker *w, int64_t version, fl_err *err)
+{
+    const char *key = w->col_key >= 0 ? w->schema->f[w->col_key].name : NULL;
+    if (w->d->conf.table_mode == SUBS_CURRENT)
+        return dbx_apply(&w->d->conf.dbx, w->table, w->schema, key, false, err);
+    char tag[200];
+    snprintf(tag, sizeof tag, "%s#%lld", w->app_id, (long long)version);
+    return dbx_append(&w->d->conf.dbx, w->table, w->schema, key, tag, err);
+}
+
 /* Writes w->rows as one Delta commit with txn (app_id, version). */
 static int commit_rows(worker *w, int64_t version, lake_result *res, fl_err *err)
 {
@@ -361,13 +373,14 @@ static int commit_rows(worker *w, int64_t version, lake_result *res, fl_err *err
     o.app_id = w->app_id;
     o.app_version = version;
     o.mode = LAKE_APPEND;
+    if (w->d->conf.target_file_mb > 0) o.file_bytes = (size_t)w->d->conf.target_file_mb << 20;
     if (w->d->conf.table_mode == SUBS_CURRENT) {
         o.mode = LAKE_MERGE;
         o.key = w->schema->f[w->col_key].name;
     }
     /* managed-sql: the staging table holds exactly this batch (a retried batch finds it
-     * there, its txn already committed); applying it is an idempotent MERGE, so a batch
-     * replayed after a crash lands once */
+     * there, its txn already committed); applying it is idempotent (current: a MERGE per
+     * key; append: tagged with the batch), so a batch replayed after a crash lands once */
     if (w->d->conf.managed) o.mode = LAKE_OVERWRITE;
     lake_writer *lw = lake_writer_open(w->table, w->schema, &o, err);
     if (!lw) return -1;
@@ -376,9 +389,7 @@ static int commit_rows(worker *w, int64_t version, lake_result *res, fl_err *err
         return -1;
     }
     int rc = lake_commit(lw, res, err);
-    if (rc == 0 && w->d->conf.managed)
-        rc = dbx_apply(&w->d->conf.dbx, w->table, w->schema, w->schema->f[w->col_key].name,
-                       false, err);
+    if (rc == 0 && w->d->conf.managed) rc = apply_managed(w, version, err);
     return rc;
 }
 

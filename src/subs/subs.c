@@ -237,8 +237,9 @@ static int conf_param(const char *name, const json_val *v, const char *sfx, subs
         char **slot = name[0] == 'a' ? &c->aws_region : &c->s3_endpoint;
         free(*slot);
         *slot = xstrdup(v->u.s);
-    } else if (!strcmp(name, "chunkCount") || !strcmp(name, "initialExportChunkCount") ||
-               !strcmp(name, "targetFileSizeMb")) {
+    } else if (!strcmp(name, "targetFileSizeMb")) {
+        return want_count(v, sfx, name, 1, &c->target_file_mb, err);
+    } else if (!strcmp(name, "chunkCount") || !strcmp(name, "initialExportChunkCount")) {
         long ignored;   /* sizing hints of the article's API: batches already bound the files */
         return want_count(v, sfx, name, 1, &ignored, err);
     } else if (!strcmp(name, "tableMode")) {
@@ -310,7 +311,6 @@ static int parse_dest(const json_val *res, subs_conf *c, fl_err *err)
         fl_err_set(err, 400, "viewDefinition", "parameter 'viewDefinition' is required");
         goto fail;
     }
-    if (c->managed) c->table_mode = SUBS_CURRENT;
     return 0;
 fail:
     subs_conf_free(c);

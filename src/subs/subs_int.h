@@ -37,9 +37,11 @@ typedef struct subs_conf {
     bool skip_initial;
     char *table_path;       /* NULL: DATA/lake/<view name> */
     int table_mode;         /* SUBS_APPEND / SUBS_CURRENT */
+    long target_file_mb;    /* targetFileSizeMb: data files cut at about this size; 0 = default */
     /* writeMode managed-sql: batches are staged as a Delta table under dbx.staging and
-     * applied to the Databricks table dbx.table (lake/databricks.h); table_mode is then
-     * SUBS_CURRENT (the MERGE replaces each key's rows). Strings malloc'd. */
+     * applied to the Databricks table dbx.table (lake/databricks.h): appended once per
+     * batch (SUBS_APPEND, dbx_append) or merged per key (SUBS_CURRENT, dbx_apply).
+     * Strings malloc'd. */
     bool managed;
     dbx_target dbx;
     char *s3_endpoint, *aws_region;   /* s3:// tables; NULL = the environment's AWS_* */

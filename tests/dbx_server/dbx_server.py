@@ -44,6 +44,7 @@ class State:
         self.tokens = {}          # token -> expiry
         self.statements = {}      # id -> response dict
         self.executed = []        # SQL actually run (after rewriting)
+        self.params = []          # its named parameters
         self.token_requests = 0
 
     def session(self):
@@ -63,14 +64,32 @@ def rewrite(sql, spark):
     return THREE_PART.sub(sub, sql)
 
 
-def run_statement(st, sql):
-    """Runs sql on Spark; returns the Databricks-shaped status/result parts."""
+PARAM_TYPES = {"STRING": str, "INT": int, "BIGINT": int, "SMALLINT": int, "TINYINT": int,
+               "DOUBLE": float, "FLOAT": float, "BOOLEAN": lambda v: v.lower() == "true"}
+
+
+def bind(params):
+    """The statement API's named parameters -> Spark's args (named parameter markers)."""
+    args = {}
+    for p in params or []:
+        conv = PARAM_TYPES.get(p.get("type", "STRING"))
+        if conv is None or "name" not in p:
+            raise ValueError(f"unsupported parameter {p}")
+        args[p["name"]] = None if p.get("value") is None else conv(p["value"])
+    return args
+
+
+def run_statement(st, sql, params=None):
+    """Runs sql (with the statement API's named parameters) on Spark; returns the
+    Databricks-shaped status/result parts."""
     try:
         with st.lock:
             spark = st.session()
             q = rewrite(sql, spark)
+            args = bind(params)
             st.executed.append(q)
-            df = spark.sql(q)
+            st.params.append(args)
+            df = spark.sql(q, args=args) if args else spark.sql(q)
             rows = df.collect() if df.columns else []
         data = [[None if v is None else str(v) for v in r] for r in rows]
         cols = [{"name": c, "position": i} for i, c in enumerate(df.columns)]
@@ -145,17 +164,17 @@ class Handler(BaseHTTPRequestHandler):
                 st.statements[sid] = {"statement_id": sid, "status": {"state": "PENDING"}}
 
                 def bg():
-                    st.statements[sid] = dict(run_statement(st, req["statement"]), statement_id=sid)
+                    st.statements[sid] = dict(run_statement(st, req["statement"], req.get("parameters")), statement_id=sid)
                 threading.Thread(target=bg, daemon=True).start()
                 return self.reply(200, st.statements[sid])
-            st.statements[sid] = dict(run_statement(st, req["statement"]), statement_id=sid)
+            st.statements[sid] = dict(run_statement(st, req["statement"], req.get("parameters")), statement_id=sid)
             return self.reply(200, st.statements[sid])
         return self.reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": self.path})
 
     def do_GET(self):
         st = self.server.st
         if self.path == "/test/log":
-            return self.reply(200, {"executed": st.executed, "token_requests": st.token_requests})
+            return self.reply(200, {"executed": st.executed, "params": st.params, "token_requests": st.token_requests})
         m = re.fullmatch(r"/api/2\.0/sql/statements/([0-9a-f-]+)", self.path)
         if m:
             if not self.authorized():

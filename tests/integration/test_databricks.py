@@ -237,13 +237,22 @@ def wait_rows(dbx, q, cond, what, timeout=120):
     raise AssertionError(f"{what}: last rows {rows}")
 
 
-def test_continuous_destination(srv, dbx, s3):
-    """The article's continuous flow: topic + destination with writeMode managed-sql; the
-    initial export and then live creates/updates/deletes reach the Databricks table."""
-    for p in ARTICLE[:2]:
-        put(srv, "Patient/" + p[0], patient(*p))
-    schema = uniq("live").replace("-", "_")
-    table = f"main.{schema}.patient_flat"
+def start_env(s, **env):
+    """(Re)starts server s with the service principal and extra environment variables."""
+    env = dict(env, FHIRLAKE_DATABRICKS_CLIENT_ID=CLIENT_ID, FHIRLAKE_DATABRICKS_CLIENT_SECRET=CLIENT_SECRET)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return s.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def make_destination(srv, dbx, schema, dest_id, *extra):
     r = requests.post(srv.url("AidboxSubscriptionTopic"), headers=H, timeout=30, json={
         "resourceType": "AidboxSubscriptionTopic", "url": "http://example.org/dbx-topic",
         "status": "active", "trigger": [{"resource": "Patient",
@@ -251,17 +260,27 @@ def test_continuous_destination(srv, dbx, s3):
     assert r.status_code == 201, r.text
     params = [("viewDefinition", "patient_flat"), ("writeMode", "managed-sql"),
               ("databricksWorkspaceUrl", dbx["url"]), ("databricksWarehouseId", WAREHOUSE),
-              ("tableName", table), ("awsRegion", "us-east-1"),
-              ("stagingTablePath", f"s3://{BUCKET}/staging/{schema}")]
-    dest = {"resourceType": "AidboxTopicDestination", "id": "dbx", "topic": "http://example.org/dbx-topic",
+              ("tableName", f"main.{schema}.patient_flat"), ("awsRegion", "us-east-1"),
+              ("stagingTablePath", f"s3://{BUCKET}/staging/{schema}")] + list(extra)
+    dest = {"resourceType": "AidboxTopicDestination", "id": dest_id, "topic": "http://example.org/dbx-topic",
             "kind": "data-lakehouse-at-least-once",
             "parameter": [{"name": k, "valueString": v} for k, v in params] +
                          [{"name": "batchSize", "valueUnsignedInt": 50},
                           {"name": "sendIntervalMs", "valueUnsignedInt": 200}]}
-    bad = dict(dest, id="dbx-bad", parameter=[p for p in dest["parameter"] if p["name"] != "databricksWarehouseId"])
-    r = requests.put(srv.url("AidboxTopicDestination/dbx-bad"), json=bad, headers=H, timeout=60)
+    bad = dict(dest, id=dest_id + "-bad",
+               parameter=[p for p in dest["parameter"] if p["name"] != "databricksWarehouseId"])
+    r = requests.put(srv.url(f"AidboxTopicDestination/{dest_id}-bad"), json=bad, headers=H, timeout=60)
     assert r.status_code == 400 and "databricksWarehouseId" in r.text, r.text
-    put(srv, "AidboxTopicDestination/dbx", dest)
+    put(srv, f"AidboxTopicDestination/{dest_id}", dest)
+
+
+def test_continuous_destination_current(srv, dbx, s3):
+    """tableMode current: the Databricks table keeps the current row set of each resource
+    (initial export, then live creates/updates/deletes merged per key)."""
+    for p in ARTICLE[:2]:
+        put(srv, "Patient/" + p[0], patient(*p))
+    schema = uniq("live").replace("-", "_")
+    make_destination(srv, dbx, schema, "dbx", ("tableMode", "current"))
     q = f"SELECT id, family_name, is_deleted FROM `main`.`{schema}`.`patient_flat` ORDER BY id"
     wait_rows(dbx, q, lambda rows: rows == [["patient-1", "Smith", "0"], ["patient-2", "Garcia", "0"]],
               "initial export")
@@ -270,6 +289,48 @@ def test_continuous_destination(srv, dbx, s3):
     assert requests.delete(srv.url("Patient/patient-2"), timeout=30).status_code in (200, 204)
     want = [["patient-1", "Smith-Jones", "0"], ["patient-2", None, "1"], ["patient-3", "Chen", "0"]]
     wait_rows(dbx, q, lambda rows: rows == want, "live batches")
+
+
+def test_continuous_destination_append_exactly_once(dbx, s3, tmp_path):
+    """The article's continuous flow with the default tableMode append: the initial export,
+    then every live create/update/delete appends its row set (deletes as is_deleted = 1
+    tombstones). The server kills itself (FL_SUBS_KILL_AFTER_COMMIT=2) right after the
+    first live batch reached Databricks and before its position was saved: on restart the
+    batch is replayed and, recognised by its batch tag, lands once."""
+    s = FhirServer(tmp_path / "data")
+    start_env(s, FL_SUBS_KILL_AFTER_COMMIT="2")
+    try:
+        put(s, "ViewDefinition/patient_flat", VIEW)
+        for p in ARTICLE[:2]:
+            put(s, "Patient/" + p[0], patient(*p))
+        schema = uniq("app").replace("-", "_")
+        make_destination(s, dbx, schema, "dbx-app")
+        q = (f"SELECT id, family_name, is_deleted FROM `main`.`{schema}`.`patient_flat` "
+             "ORDER BY id, ts, is_deleted")
+        wait_rows(dbx, q, lambda rows: rows == [["patient-1", "Smith", "0"], ["patient-2", "Garcia", "0"]],
+                  "initial export")
+        put(s, "Patient/patient-3", patient(*ARTICLE[2]))   # batch 2: applied, then the crash
+        deadline = time.time() + 120
+        while s.proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert s.proc.poll() is not None, "the injected crash did not happen"
+        s.kill9()
+        start_env(s)
+        put(s, "Patient/patient-1", patient("patient-1", "male", "1990-01-15", "Smith-Jones"))
+        assert requests.delete(s.url("Patient/patient-2"), timeout=30).status_code in (200, 204)
+        want = [["patient-1", "Smith", "0"], ["patient-1", "Smith-Jones", "0"],
+                ["patient-2", "Garcia", "0"], ["patient-2", None, "1"], ["patient-3", "Chen", "0"]]
+        wait_rows(dbx, q, lambda rows: rows == want, "appended live batches")
+        # batch tags: one per delivered batch, sent as a statement parameter, never in the SQL
+        tags = dbx_query(dbx, f"SELECT DISTINCT `_fhirlake_batch` FROM `main`.`{schema}`.`patient_flat`")
+        assert all(t[0].startswith("dbx-app#") for t in tags) and len(tags) >= 3, tags
+        log = requests.get(dbx["url"] + "/test/log").json()
+        merges = [(q, p) for q, p in zip(log["executed"], log["params"])
+                  if q.startswith("MERGE") and schema in q]
+        assert merges and all(p.get("batch", "").startswith("dbx-app#") and "dbx-app#" not in q
+                              for q, p in merges), merges
+    finally:
+        s.close()
 
 
 def test_databricks_errors_surface_in_status(srv, dbx):

@@ -133,7 +133,9 @@ static void test_delivery(void)
     CHECK_STR(err.where, "viewDefinition");
     char two[512];
     snprintf(two, sizeof two, "%s,{\"name\":\"apiToken\",\"valueString\":\"s3cr3t\"}", vd);
-    CHECK(check_json(sb, dest_body(two), false, &err) == 0); /* credentials are accepted */
+    CHECK(check_json(sb, dest_body(two), false, &err) == -1); /* clear credentials: refused */
+    CHECK_STR(err.where, "apiToken");
+    CHECK(strstr(err.msg, "s3cr3t") == NULL);
     snprintf(two, sizeof two, "%s,{\"name\":\"apiToken\",\"valueInteger\":987654}", vd);
     CHECK(check_json(sb, dest_body(two), false, &err) == -1);
     CHECK_STR(err.where, "apiToken");
