@@ -1,6 +1,8 @@
 """test_materialize: $materialize of the article's patient_flat into DATA/sof.db, queried as
 sof.patient_flat with the stock sqlite3 shell (ATTACH ... AS sof), for the three types:
-view and materialized-view (refreshed on request), table (kept current after writes)."""
+view and materialized-view (refreshed on request), table (kept current inside every write:
+immediately visible, healed at start after kill -9 / when sof.db is behind or ahead, a write
+the view cannot evaluate is refused)."""
 import os
 import shutil
 import subprocess
@@ -222,3 +224,21 @@ def test_table_ahead_is_refilled_at_start(fhir_server):
     srv.start()
     rows = check_equals_view(srv)
     assert [(r[0], r[4]) for r in rows] == [("a", "Real")]
+
+
+def test_table_view_failing_fails_the_write(fhir_server):
+    """The table must equal the view over the store: a write the view cannot evaluate (a
+    single-valued column meeting two values) is refused and nothing of it is stored."""
+    srv = fhir_server
+    view = {"resourceType": "ViewDefinition", "id": "fam", "name": "fam", "resource": "Patient",
+            "select": [{"column": [{"name": "id", "path": "id"}, {"name": "family", "path": "name.family"}]}]}
+    requests.put(srv.url("ViewDefinition/fam"), json=view, headers=H)
+    r = requests.post(srv.url("ViewDefinition/$materialize"), json=table_body("fam"), headers=H)
+    assert r.status_code == 200, r.text
+    two = {"resourceType": "Patient", "id": "two", "name": [{"family": "A"}, {"family": "B"}]}
+    r = requests.put(srv.url("Patient/two"), json=two, headers=H)
+    assert r.status_code == 422 and "fam" in r.text
+    assert requests.get(srv.url("Patient/two")).status_code == 404
+    one = {"resourceType": "Patient", "id": "one", "name": [{"family": "A"}]}
+    assert requests.put(srv.url("Patient/one"), json=one, headers=H).status_code == 201
+    assert sql(srv, "SELECT id, family FROM sof.fam") == [["one", "A"]]
