@@ -311,9 +311,10 @@ static int check_readable(const delta_snapshot *s, fl_err *err)
         }
     }
     if (column_mapping_on(s)) {
+        const char *mode = delta_config(s, "delta.columnMapping.mode");
         fl_err_set(err, 422, "delta.columnMapping.mode",
                    "table uses column mapping (mode %s), which fhirlake does not support",
-                   delta_config(s, "delta.columnMapping.mode"));
+                   mode ? mode : "?");
         return -1;
     }
     for (size_t i = 0; i < s->n_files; i++)
@@ -431,9 +432,12 @@ static void compact(delta_snapshot *s)
 }
 
 /* What the log directory holds: the first and last commit versions, and the newest
- * single-file checkpoint at or below `upto` (all -1 when absent). */
+ * single-file checkpoint at or below `upto` (all -1 when absent). partial: the listing
+ * started at the checkpoint named by _last_checkpoint, so `first` is not the log's
+ * first commit. */
 typedef struct log_listing {
     int64_t first, last, checkpoint;
+    bool partial;
 } log_listing;
 
 static int64_t checkpoint_version(const char *key)
@@ -448,11 +452,14 @@ static int64_t checkpoint_version(const char *key)
     return v;
 }
 
-static int list_log(objstore *os, int64_t upto, log_listing *out, fl_err *err)
+/* Lists the log from just after start_after (NULL: all of it). */
+static int list_from(objstore *os, const char *start_after, int64_t upto, log_listing *out,
+                     fl_err *err)
 {
     objstore_listing l;
-    if (objstore_list(os, LOG_DIR, NULL, &l, err) != 0) return -1;
+    if (objstore_list(os, LOG_DIR, start_after, &l, err) != 0) return -1;
     out->first = out->last = out->checkpoint = -1;
+    out->partial = start_after != NULL;
     for (size_t i = 0; i < l.n; i++) {
         int64_t v = commit_version(l.e[i].key), c = checkpoint_version(l.e[i].key);
         if (v >= 0) {
@@ -464,6 +471,38 @@ static int list_log(objstore *os, int64_t upto, log_listing *out, fl_err *err)
     objstore_list_free(&l);
     if (out->checkpoint > out->last) out->last = out->checkpoint;
     return 0;
+}
+
+/* The version _last_checkpoint names, or -1 (absent or unreadable: only a hint). */
+static int64_t last_checkpoint_hint(objstore *os)
+{
+    buf text = BUF_INIT;
+    fl_err e;
+    fl_err_clear(&e);
+    int64_t v = -1;
+    if (objstore_get(os, LOG_DIR "_last_checkpoint", &text, &e) == 0 && text.len) {
+        arena *a = arena_new(0);
+        json_val *o = json_parse(a, text.p, text.len, NULL, &e);
+        if (o) v = get_i64(o, "version", -1);
+        arena_free(a);
+    }
+    buf_free(&text);
+    return v;
+}
+
+/* Lists the log. With a _last_checkpoint at or below `upto`, only the keys from that
+ * checkpoint on are listed (ListObjectsV2 start-after on S3): a long log stays one cheap
+ * page. Falls back to the whole listing when the named checkpoint is not there. */
+static int list_log(objstore *os, int64_t upto, log_listing *out, fl_err *err)
+{
+    int64_t cp = last_checkpoint_hint(os);
+    if (cp >= 0 && (upto < 0 || cp <= upto)) {
+        char after[64];   /* sorts just before "<cp>.checkpoint.parquet" and "<cp>.json" */
+        snprintf(after, sizeof after, LOG_DIR "%020" PRId64, cp);
+        if (list_from(os, after, upto, out, err) != 0) return -1;
+        if (out->checkpoint >= 0) return 0;
+    }
+    return list_from(os, NULL, upto, out, err);
 }
 
 /* Replays up to version `want` (< 0: latest), from the newest checkpoint when use_cp. */
@@ -529,6 +568,11 @@ delta_snapshot *delta_snapshot_load(objstore *os, int64_t version, bool for_writ
     log_listing ll;
     if (list_log(os, version, &ll, err) != 0) return NULL;
     delta_snapshot *s = replay(os, &ll, version, true, err);
+    if (!s && ll.checkpoint >= 0 && ll.partial) {   /* the earlier commits may still be there */
+        fl_err e2;
+        fl_err_clear(&e2);
+        if (list_from(os, NULL, version, &ll, &e2) != 0) ll.first = -1;
+    }
     if (!s && ll.checkpoint >= 0 && ll.first == 0) {
         /* An unreadable checkpoint is not fatal while every commit is still there. */
         fl_log(FL_LOG_WARN, "delta: checkpoint %" PRId64 " unusable (%s); replaying the log",

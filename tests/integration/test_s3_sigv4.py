@@ -132,4 +132,6 @@ def test_every_request_is_signed_like_botocore(s3, proxy, tmp_path):
     seen = " ".join(proxy.verified)
     for what in ("list-type=2", "uploads=", "partNumber=", "PUT ", "GET ", "DELETE "):
         assert what in seen, what
+    # after the checkpoint, loading the log lists only from it (ListObjectsV2 start-after)
+    assert "start-after=" in seen and "_last_checkpoint" in seen
     assert sorted(r["id"] for r in read_rs(s3, url)) == [f"k{i}" for i in range(5)] + ["k9"]
