@@ -457,26 +457,6 @@ static int parse_args(int argc, char **argv, args *a)
     return 0;
 }
 
-static sof_view *load_view(const char *path, fl_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fl_err_set(err, 404, path, "cannot open view %s", path);
-        return NULL;
-    }
-    buf text = BUF_INIT;
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_put(&text, tmp, k);
-    fclose(f);
-    arena *a = arena_new(0);
-    json_val *j = json_parse(a, text.p ? text.p : "", text.len, NULL, err);
-    sof_view *v = j ? sof_compile(j, 0, err) : NULL;
-    buf_free(&text);
-    arena_free(a);
-    return v;
-}
-
 static int options_from(const args *a, const sof_view *v, lake_options *o, fl_err *err)
 {
     lake_options_init(o);
@@ -567,7 +547,7 @@ int cmd_view_export(int argc, char **argv)
     pthread_mutex_init(&sh.write_mu, NULL);
     pthread_cond_init(&sh.changed, NULL);
     lake_options o;
-    sof_view *v = load_view(a.view, &sh.err);
+    sof_view *v = cli_load_view(a.view, 0, &sh.err);
     int rc = 1;
     if (v && options_from(&a, v, &o, &sh.err) == 0) {
         sh.v = v;

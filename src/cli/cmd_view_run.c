@@ -181,26 +181,6 @@ static int usage(void)
     return 2;
 }
 
-static sof_view *load_view(const char *path, unsigned flags, fl_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fl_err_set(err, 404, path, "cannot open %s", path);
-        return NULL;
-    }
-    buf b = BUF_INIT;
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_put(&b, tmp, k);
-    fclose(f);
-    arena *a = arena_new(0);
-    json_val *j = json_parse(a, b.p ? b.p : "", b.len, NULL, err);
-    sof_view *v = j ? sof_compile(j, flags, err) : NULL;
-    arena_free(a);
-    buf_free(&b);
-    return v;
-}
-
 static bool open_output(run *r, const char *out_path, bool header)
 {
     if (r->fmt == FMT_PARQUET) {
@@ -273,7 +253,7 @@ int cmd_view_run(int argc, char **argv)
         return 2;
     }
     /* text keeps FHIR's own text for dates and decimals; parquet gets typed columns */
-    sof_view *v = load_view(view_path, r.fmt == FMT_PARQUET ? 0 : SOF_KEEP_TEXT, &r.err);
+    sof_view *v = cli_load_view(view_path, r.fmt == FMT_PARQUET ? 0 : SOF_KEEP_TEXT, &r.err);
     if (!v) {
         fprintf(stderr, "fhirlake view run: %s: %s%s%s\n", view_path, r.err.msg,
                 r.err.where[0] ? " at " : "", r.err.where);
