@@ -744,8 +744,14 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
             rc = lake_commit(w, &res, err);
             /* managed-sql: the staging table is now whole; apply it to Databricks (an
              * idempotent MERGE, so a finalize rerun after a crash is harmless), then drop it */
-            if (rc == 0 && j->has_dbx)
-                rc = dbx_apply(&j->dbx, j->tables[v], j->stage[v], o.key, o.delete_absent, err);
+            if (rc == 0 && j->has_dbx) {   /* one MERGE per view, into its own table */
+                buf tn = BUF_INIT;
+                dbx_view_table(&tn, j->dbx.table, j->names[v]);
+                dbx_target vt = j->dbx;
+                vt.table = tn.p;
+                rc = dbx_apply(&vt, j->tables[v], j->stage[v], o.key, o.delete_absent, err);
+                buf_free(&tn);
+            }
             if (rc == 0 && j->has_dbx) rc = dbx_drop_staging(j->tables[v], err);
         }
     } else {
@@ -770,9 +776,12 @@ static void run_finalize(jobs_engine *e, job *j)
         if (j->lakehouse) {
             rc = finalize_view(e, j, v, &err);
             const char *t = j->tables[v];
-            const char *loc = j->has_dbx ? arena_printf(a, "databricks-uc:%s", j->dbx.table)
+            buf tn = BUF_INIT;
+            if (j->has_dbx) dbx_view_table(&tn, j->dbx.table, j->names[v]);
+            const char *loc = j->has_dbx ? arena_printf(a, "databricks-uc:%s", tn.p)
                               : strncmp(t, "file://", 7) && strncmp(t, "s3://", 5)
                                   ? arena_printf(a, "file://%s", t) : t;
+            buf_free(&tn);
             if (rc == 0) add_output(&w, j->names[v], loc, view_rows(j, v));
             continue;
         }
@@ -1149,12 +1158,27 @@ static int validate(const jobs_spec *sp, fl_err *err)
                    "awsAccessKeyId and awsSecretAccessKey go together");
         return -1;
     }
-    if (sp->dbx && (!sp->lakehouse || sp->n_views != 1)) {
-        fl_err_set(err, 400, "writeMode", "writeMode managed-sql exports one view (kind "
-                                          "data-lakehouse) into one tableName");
+    if (sp->dbx && !sp->lakehouse) {
+        fl_err_set(err, 400, "writeMode", "writeMode managed-sql needs kind data-lakehouse");
         return -1;
     }
-    return sp->dbx ? dbx_check(sp->dbx, err) : 0;   /* last: it asks the workspace for a token */
+    const char *tn = sp->dbx ? sp->dbx->table : NULL, *d = tn ? strchr(tn, '.') : NULL;
+    if (sp->dbx && sp->n_views > 1 && d && strchr(d + 1, '.')) {
+        fl_err_set(err, 400, "tableName", "with several views give tableName as catalog.schema: "
+                                          "each view goes to catalog.schema.<view name>");
+        return -1;
+    }
+    int rc = 0;   /* last: dbx_check asks the workspace for a token (cached after the first) */
+    for (size_t i = 0; sp->dbx && rc == 0 && i < sp->n_views; i++) {
+        buf t = BUF_INIT;
+        if (sp->n_views > 1) dbx_view_table(&t, tn, sp->views[i].name);
+        else buf_puts(&t, tn ? tn : "");   /* one view: catalog.schema.table */
+        dbx_target vt = *sp->dbx;
+        vt.table = t.p;
+        rc = dbx_check(&vt, err);
+        buf_free(&t);
+    }
+    return rc;
 }
 
 int jobs_submit(jobs_engine *e, const jobs_spec *sp, char id_out[37], fl_err *err)

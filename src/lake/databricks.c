@@ -206,6 +206,14 @@ int dbx_quote_table(buf *out, const char *name)
     return 0;
 }
 
+void dbx_view_table(buf *out, const char *table, const char *view)
+{
+    buf_reset(out);
+    const char *d = table ? strchr(table, '.') : NULL;
+    if (d && !strchr(d + 1, '.')) buf_printf(out, "%s.%s", table, view);
+    else buf_puts(out, table ? table : "");
+}
+
 int dbx_check(const dbx_target *t, fl_err *err)
 {
     if (!t->workspace || (strncmp(t->workspace, "https://", 8) && strncmp(t->workspace, "http://", 7))) {

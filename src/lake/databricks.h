@@ -74,6 +74,11 @@ int dbx_append(const dbx_target *t, const char *staging_url, const rows_schema *
 /* Removes every object of the staged table at staging_url. */
 int dbx_drop_staging(const char *staging_url, fl_err *err);
 
+/* The table of view `view`: tableName itself when it is catalog.schema.table, or
+ * catalog.schema.<view> when tableName is catalog.schema (several views in one export).
+ * Written to out (replacing its content). */
+void dbx_view_table(buf *out, const char *table, const char *view);
+
 /* Appends the SQL type of a column ("ARRAY<BIGINT>") to out. */
 void dbx_sql_type(buf *out, rows_type t, bool list);
 /* Appends `a`.`b`.`c` for a dotted three-part name; -1 if it is not three non-empty parts

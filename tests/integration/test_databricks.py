@@ -191,6 +191,34 @@ def test_one_shot_export_then_since_round(srv, dbx, s3):
     assert ["patient-1", "male", "1990-01-15", "Smith", "0"] in rows and len(rows) == 4
 
 
+def test_one_shot_export_several_views(srv, dbx, s3):
+    """Several views in one managed-sql export: tableName catalog.schema, each view merged
+    into catalog.schema.<view name> (one MERGE per view, all read at one snapshot)."""
+    put(srv, "ViewDefinition/patient_gender", {
+        "resourceType": "ViewDefinition", "id": "patient_gender", "name": "patient_gender",
+        "resource": "Patient", "status": "active",
+        "select": [{"column": [{"name": "id", "path": "id"}, {"name": "gender", "path": "gender"}]}]})
+    for p in ARTICLE:
+        put(srv, "Patient/" + p[0], patient(*p))
+    schema = uniq("multi").replace("-", "_")
+    body = dbx_params(dbx, f"main.{schema}", f"s3://{BUCKET}/staging/{schema}")
+    body["parameter"].insert(1, {"name": "view", "part": [
+        {"name": "name", "valueString": "patient_gender"},
+        {"name": "viewReference", "valueReference": {"reference": "ViewDefinition/patient_gender"}}]})
+    m = run_export(srv, body)
+    locs = sorted(p2["valueUri"] for p in m["parameter"] if p["name"] == "output"
+                  for p2 in p["part"] if p2["name"] == "location")
+    assert locs == [f"databricks-uc:main.{schema}.patient_flat", f"databricks-uc:main.{schema}.patient_gender"]
+    assert dbx_query(dbx, f"SELECT id, gender, is_deleted FROM `main`.`{schema}`.`patient_gender` ORDER BY id") == \
+        [[a, b, "0"] for a, b, _, _ in ARTICLE]
+    assert dbx_query(dbx, f"SELECT id, family_name FROM `main`.`{schema}`.`patient_flat` ORDER BY id") == \
+        [[a, d] for a, _, _, d in ARTICLE]
+    assert keys(s3, f"staging/{schema}/") == []
+    r = kick_off(srv, dbx_params(dbx, f"main.{schema}.one_table", f"s3://{BUCKET}/staging/{schema}",
+                                 *[p for p in body["parameter"] if p["name"] == "view"][1:]))
+    assert r.status_code == 400 and "tableName" in r.text, r.text   # two views, one table
+
+
 def test_bad_parameters_fail_synchronously(srv, dbx):
     good = ("main.s.t", f"s3://{BUCKET}/staging/x")
 
