@@ -86,6 +86,11 @@ static void test_dbx_identifiers_and_types(void)
     buf_reset(&b);
     dbx_sql_type(&b, ROWS_DECIMAL, false);
     CHECK_STR(b.p, "DECIMAL(38,18)");
+    /* several views: catalog.schema + the view's name; a full name stays as it is */
+    dbx_view_table(&b, "main.fhir", "patient_flat");
+    CHECK_STR(b.p, "main.fhir.patient_flat");
+    dbx_view_table(&b, "main.fhir.patients", "patient_flat");
+    CHECK_STR(b.p, "main.fhir.patients");
     buf_free(&b);
 }
 
