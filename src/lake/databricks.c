@@ -458,8 +458,11 @@ static void append_sql(buf *q, const char *target, const char *src, const rows_s
 {
     buf_printf(q, "MERGE INTO %s AS t USING (SELECT ", target);
     column_list(q, s, "");
-    buf_printf(q, ", CAST(:batch AS STRING) AS `%s` FROM %s) AS u ON t.`%s` = u.`%s`",
-               DBX_BATCH_COLUMN, src, DBX_BATCH_COLUMN, DBX_BATCH_COLUMN);
+    /* the target-only conjunct lets Delta prune target files by the tag's min/max stats
+     * (each MERGE writes files holding one tag) */
+    buf_printf(q, ", CAST(:batch AS STRING) AS `%s` FROM %s) AS u ON t.`%s` = :batch AND "
+                  "t.`%s` = u.`%s`",
+               DBX_BATCH_COLUMN, src, DBX_BATCH_COLUMN, DBX_BATCH_COLUMN, DBX_BATCH_COLUMN);
     if (key) {
         buf_puts(q, " AND ");
         quote_ident(q, "t.", key);
