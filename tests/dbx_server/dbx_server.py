@@ -9,6 +9,8 @@ What it maps (and so cannot prove about real Databricks):
     spark-warehouse directory, not in the workspace's storage.
   - The SQL is Spark 3.5 + Delta 3.2 SQL, run by a real engine; Databricks SQL warehouse
     dialect differences (Photon, DBR-only syntax) are not covered.
+  - Named statement parameters ({"name", "value", "type"}) are bound by Spark's own
+    parameter markers (spark.sql(q, args=...)), so a :name in the SQL is really a parameter.
   - Statements run one at a time; wait_timeout is honoured by answering PENDING first when
     the client asked for a short wait (FHIRLAKE_DBX_TEST_ASYNC=1 makes every statement
     asynchronous so that polling is exercised).
@@ -17,7 +19,8 @@ What it maps (and so cannot prove about real Databricks):
 
 Run: python3 dbx_server.py --port P --s3-endpoint URL --client-id ID --client-secret S
      [--warehouse WH] [--token-ttl SECONDS] [--warehouse-dir DIR]
-Log: one line per request on stderr; GET /test/log returns the statements executed (JSON).
+Log: one line per request on stderr; GET /test/log returns the statements executed and
+their parameters (JSON).
 """
 import argparse
 import base64
