@@ -19,7 +19,7 @@ if [ -n "$missing" ]; then
 fi
 
 # Python readers that judge our tables, and the test runner.
-PIP_PKGS="pytest requests pyarrow deltalake duckdb pyspark==3.5.3 delta-spark==3.2.1 moto[server] boto3"
+PIP_PKGS="pytest==9.2.0 requests==2.34.2 pyarrow==26.0.1 deltalake==1.6.6 duckdb==2.0.1 pyspark==3.5.3 delta-spark==3.2.1 moto[server]==5.2.1 boto3==1.43.11"
 if ! python3 -c "import pytest, requests, pyarrow, deltalake, duckdb, pyspark, delta, moto, flask_cors, boto3" 2>/dev/null; then
   python3 -m pip install -q $PIP_PKGS
 fi
