@@ -69,6 +69,18 @@ def read_spark(spark, table, key="id"):
     return norm_rows([r.asDict(recursive=True) for r in spark.read.format("delta").load(table).collect()], key)
 
 
+HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.3.4"
+HADOOP_AWS_JAR = os.path.expanduser("~/.ivy2/jars/org.apache.hadoop_hadoop-aws-3.3.4.jar")
+
+
+def spark_packages():
+    """Extra Maven packages for every in-process Spark session. pyspark launches ONE JVM per
+    test process and its classpath is fixed by the first session, so every module's session
+    asks for the same jars (delta-spark via configure_spark_with_delta_pip, plus hadoop-aws
+    for s3a:// once scripts/setup.sh has fetched it), whichever module happens to run first."""
+    return [HADOOP_AWS] if os.path.exists(HADOOP_AWS_JAR) else []
+
+
 def spark_session():
     import pyspark
     from delta import configure_spark_with_delta_pip
@@ -82,7 +94,7 @@ def spark_session():
          .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
          .config("spark.sql.catalog.spark_catalog",
                  "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
-    s = configure_spark_with_delta_pip(b).getOrCreate()
+    s = configure_spark_with_delta_pip(b, extra_packages=spark_packages()).getOrCreate()
     s.sparkContext.setLogLevel("ERROR")
     return s
 

@@ -23,11 +23,14 @@ def spark():
     if not os.path.exists(PQTOOL):
         subprocess.run(["make", "-s", "pqtool"], cwd=ROOT, check=True)
     os.environ.setdefault("TZ", "UTC")
-    s = (pyspark.sql.SparkSession.builder.master("local[1]").appName("fhirlake-parquet-tests")
+    from delta import configure_spark_with_delta_pip
+    from delta_helpers import spark_packages
+    b = (pyspark.sql.SparkSession.builder.master("local[1]").appName("fhirlake-parquet-tests")
          .config("spark.ui.enabled", "false")
          .config("spark.sql.session.timeZone", "UTC")
-         .config("spark.driver.memory", "1g")
-         .getOrCreate())
+         .config("spark.driver.memory", "1g"))
+    # same jars as every other module's session: the first session fixes the JVM classpath
+    s = configure_spark_with_delta_pip(b, extra_packages=spark_packages()).getOrCreate()
     s.sparkContext.setLogLevel("ERROR")
     yield s
     s.stop()
