@@ -26,7 +26,7 @@ HEADERS   := $(shell find src -name '*.h')
 EXTRA_TESTS :=
 EXTRA_PHONY :=
 
-.PHONY: all deps run test unit asan-unit pytest clean $(EXTRA_PHONY)
+.PHONY: all deps build-deps run test unit asan-unit pytest clean $(EXTRA_PHONY)
 
 all: $(BUILD)/fhirlake
 
@@ -48,7 +48,10 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libfhirlake.a
 deps:
 	@bash scripts/setup.sh
 
-run: deps all
+build-deps:
+	@bash scripts/setup.sh --build-only
+
+run: build-deps all
 	@mkdir -p $(DATA)
 	@echo "fhirlake: serving http://127.0.0.1:$(PORT)/fhir (data in $(DATA)); Ctrl-C stops"
 	$(BUILD)/fhirlake serve --port $(PORT) --data $(DATA)
