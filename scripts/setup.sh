@@ -5,10 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS="build-essential pkg-config sqlite3 libsqlite3-dev libmicrohttpd-dev libpq-dev
-  libcurl4-openssl-dev libzstd-dev libsnappy-dev zlib1g-dev libssl-dev
-  libjansson-dev libsimdjson-dev valgrind postgresql curl openjdk-17-jre-headless maven"
+# Building and serving.
+BUILD_PKGS="build-essential pkg-config sqlite3 libsqlite3-dev libmicrohttpd-dev libpq-dev
+  libcurl4-openssl-dev libzstd-dev libsnappy-dev zlib1g-dev libssl-dev curl"
+# Tests and benchmarks: peers (jansson, simdjson), valgrind, Java for Spark and Synthea.
+TEST_PKGS="libjansson-dev libsimdjson-dev valgrind postgresql openjdk-17-jre-headless maven"
 
+APT_PKGS="$BUILD_PKGS"
+[ "${1:-}" = "--build-only" ] || APT_PKGS="$BUILD_PKGS $TEST_PKGS"
 missing=""
 for p in $APT_PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
