@@ -86,18 +86,9 @@ static void give_buffer(shared *sh, char *p, size_t cap)
     free(p);
 }
 
-/* Parsed range of a mapped file: drop its pages from our resident set (they stay in the
- * page cache), so RSS stays bounded whatever the file size. */
-static void release_mapped(const char *p, size_t len)
-{
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + len) & ~(page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
 static void free_chunk(shared *sh, chunk *c)
 {
-    if (!c->cap) release_mapped(c->p, c->len);
+    if (!c->cap) cli_release_mapped(c->p, c->len);
     give_buffer(sh, c->p, c->cap);
     free(c);
 }
@@ -235,27 +226,6 @@ static chunk *new_chunk(char *p, size_t len, size_t cap, long first_line, const 
     return c;
 }
 
-/* True if the first non-empty line of buf[0..n) is a whole JSON value (NDJSON). */
-static bool looks_ndjson(const char *p, size_t n, bool complete)
-{
-    while (n && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')) p++, n--;
-    const char *nl = memchr(p, '\n', n);
-    if (!nl && !complete) return false;
-    size_t len = nl ? (size_t)(nl - p) : n;
-    arena *a = arena_new(0);
-    fl_err e = {0};
-    bool ok = len && json_parse(a, p, len, NULL, &e) != NULL;
-    arena_free(a);
-    return ok;
-}
-
-static long count_lines(const char *p, size_t n)
-{
-    long k = 0;
-    for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; q++) k++;
-    return k;
-}
-
 /* Reads one input into chunks: NDJSON cut after the last line end of each full buffer
  * (the partial line moves to the next buffer), else one whole document. Buffers come from
  * the pool and are read into directly. */
@@ -306,7 +276,7 @@ static bool read_input(shared *sh, input *in, const char *name)
         len += got;
         bool eof = got == 0;
         if (first && (len == cap || eof || memchr(p, '\n', len))) {
-            ndjson = looks_ndjson(p, len, eof);
+            ndjson = cli_looks_ndjson(p, len, eof);
             first = false;
         }
         if (!eof && (first || !ndjson || len < cap)) continue;
@@ -320,7 +290,7 @@ static bool read_input(shared *sh, input *in, const char *name)
             if (!(np = realloc(np, ncap + 1))) abort();
         }
         memcpy(np, p + take, rest);
-        long lines = count_lines(p, take);
+        long lines = cli_count_lines(p, take);
         if (take) ok = push_chunk(sh, new_chunk(p, take, cap, line, name, !ndjson));
         else give_buffer(sh, p, cap);
         line += lines;
@@ -335,23 +305,14 @@ static bool read_input(shared *sh, input *in, const char *name)
 
 /* Regular files are mapped and cut into line-aligned ranges: no read() copy. The mapping
  * lives until every chunk pointing into it has been parsed. */
-typedef struct mapping {
-    void *p;
-    size_t len;
-} mapping;
-
 static bool read_mapped(shared *sh, const char *name, const char *p, size_t len)
 {
-    if (!looks_ndjson(p, len, true))
+    if (!cli_looks_ndjson(p, len, true))
         return push_chunk(sh, new_chunk((char *)p, len, 0, 1, name, true));
     long line = 1;
     for (size_t off = 0; off < len;) {
-        size_t end = off + CHUNK_BYTES < len ? off + CHUNK_BYTES : len;
-        if (end < len) {
-            const char *nl = memchr(p + end, '\n', len - end);
-            end = nl ? (size_t)(nl - p) + 1 : len;
-        }
-        long lines = count_lines(p + off, end - off);
+        size_t end = cli_cut_lines(p, len, off, CHUNK_BYTES);
+        long lines = cli_count_lines(p + off, end - off);
         if (!push_chunk(sh, new_chunk((char *)p + off, end - off, 0, line, name, false)))
             return false;
         line += lines;
@@ -360,30 +321,13 @@ static bool read_mapped(shared *sh, const char *name, const char *p, size_t len)
     return true;
 }
 
-/* Maps name if it is a non-empty regular file; false to fall back to reading. */
-static bool try_map(const char *name, mapping *m)
-{
-    int fd = open(name, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    m->p = NULL;
-    if (fd < 0) return false;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-        m->len = (size_t)st.st_size;
-        m->p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m->p == MAP_FAILED) m->p = NULL;
-        else madvise(m->p, m->len, MADV_SEQUENTIAL);
-    }
-    close(fd);
-    return m->p != NULL;
-}
-
-static bool read_all(shared *sh, const char **inputs, int n, mapping *maps)
+static bool read_all(shared *sh, const char **inputs, int n, cli_mapping *maps)
 {
     for (int i = 0; i < n; i++) {
         const char *name = inputs[i];
         size_t nl = strlen(name);
         bool gz = nl > 3 && !strcmp(name + nl - 3, ".gz");
-        if (!gz && strcmp(name, "-") && try_map(name, &maps[i])) {
+        if (!gz && strcmp(name, "-") && cli_map_file(name, &maps[i])) {
             if (!read_mapped(sh, name, maps[i].p, maps[i].len)) return false;
             continue;
         }
@@ -501,7 +445,7 @@ static bool pump(shared *sh, const args *a)
     worker ws[MAX_JOBS];
     pthread_t th[MAX_JOBS];
     int started = 0;
-    mapping *maps = calloc((size_t)a->n_inputs + 1, sizeof *maps);
+    cli_mapping *maps = calloc((size_t)a->n_inputs + 1, sizeof *maps);
     if (!maps) abort();
     for (int i = 0; i < a->jobs; i++)
         ws[i] = (worker){.sh = sh, .ctx = sof_ctx_new(), .a = arena_new(PARSE_ARENA_BLOCK),
@@ -530,7 +474,7 @@ static bool pump(shared *sh, const args *a)
     for (int i = 0; i < sh->n_pool; i++) free(sh->pool[i]);
     sh->n_pool = 0;
     for (int i = 0; i < a->n_inputs; i++)   /* every chunk is gone: unmap */
-        if (maps[i].p) munmap(maps[i].p, maps[i].len);
+        cli_unmap(&maps[i]);
     free(maps);
     return !sh->failed;
 }
