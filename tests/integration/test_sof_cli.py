@@ -142,3 +142,74 @@ def test_sof_test_report(tmp_path):
     r = json.loads(rep.read_text())
     assert [(t["name"], t["result"]["passed"]) for t in r["mini.json"]["tests"]] == \
         [("ok", True), ("wrong", False), ("err", True), ("count", True)]
+
+
+def big_ndjson(path, n, seed):
+    """About n * 330 bytes of NDJSON: Patients with 0-3 names, other types, a Bundle line,
+    blank and CRLF lines, so chunk cuts fall everywhere."""
+    lines = []
+    for i in range(n):
+        k = (i * 7 + seed) % 11
+        if k == 0:
+            lines.append(json.dumps({"resourceType": "Observation", "id": "o%d" % i}))
+        elif k == 1:
+            lines.append("")
+        elif k == 2:
+            lines.append(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+                {"resource": {"resourceType": "Patient", "id": "bp%d-%d" % (i, j)}}
+                for j in range(2)]}) + "\r")
+        else:
+            lines.append(json.dumps({
+                "resourceType": "Patient", "id": "p%d" % i, "active": i % 2 == 0,
+                "birthDate": "19%02d-0%d-1%d" % (i % 100, 1 + i % 9, i % 10),
+                "meta": {"lastUpdated": "2024-05-06T07:08:%02dZ" % (i % 60)},
+                "name": [{"family": "F%d,\"q\"" % (i + j), "given": ["G%d" % i] * j}
+                         for j in range(i % 4)]}))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_jobs_output_matches_single_thread(files):
+    """--jobs 2 on multi-MB NDJSON (many chunks, two files) writes exactly --jobs 1's bytes."""
+    tmp, view, nd = files
+    a = big_ndjson(tmp / "a.ndjson", 30000, 0)
+    b = big_ndjson(tmp / "b.ndjson", 12000, 5)
+    assert os.path.getsize(a) > 4_000_000
+    for fmt in ("ndjson", "csv", "json"):
+        outs = []
+        for jobs in ("1", "2"):
+            p = run(["view", "run", view, nd, a, b, "--format", fmt, "--jobs", jobs])
+            assert p.returncode == 0, p.stderr
+            outs.append(p.stdout)
+        assert outs[0] == outs[1], fmt
+        assert len(outs[0]) > 1_000_000
+    p = run(["view", "run", view, a, "--jobs", "2"])
+    want = []   # Patient ids in input order, one per name (at least one)
+    for line in open(a):
+        r = json.loads(line) if line.strip() else {}
+        for x in [e["resource"] for e in r.get("entry", [])] or [r]:
+            if x.get("resourceType") == "Patient":
+                want += [x["id"]] * max(1, len(x.get("name", [])))
+    assert [json.loads(l)["id"] for l in p.stdout.decode().splitlines()] == want
+    pq = pytest.importorskip("pyarrow.parquet")
+    tables = []
+    for jobs in ("1", "2"):
+        out = tmp / ("j%s.parquet" % jobs)
+        p = run(["view", "run", view, a, b, "--format", "parquet", "--out", str(out),
+                 "--jobs", jobs])
+        if p.returncode != 0 and b"not available" in p.stderr:
+            pytest.skip("parquet writer not in this build")
+        assert p.returncode == 0, p.stderr
+        tables.append(pq.read_table(str(out)))
+    assert tables[0].num_rows > 20000
+    assert tables[0].equals(tables[1])
+
+
+def test_jobs_error_names_line(files):
+    tmp, view, _ = files
+    a = big_ndjson(tmp / "a.ndjson", 30000, 0)
+    with open(a, "a") as f:
+        f.write("{oops\n")
+    for jobs in ("1", "2"):
+        p = run(["view", "run", view, a, "--jobs", jobs])
+        assert p.returncode == 1 and b"line 30001" in p.stderr, p.stderr
