@@ -12,7 +12,8 @@
 # makes one). Inputs larger than VIEWS_MAX_MB (default 200) are cut to that size (whole
 # lines) into bench/data/views/ so @medplum/core's side stays within minutes.
 # Environment: FHIRLAKE, SYNTHEA_DIR, PATIENTS_NDJSON, VIEWS_MAX_MB, VIEWS_REPEAT (fhirlake
-# runs per view, best taken; default 3). Row outputs go to bench/data/views/out/.
+# runs per view, best taken; default 3), VIEWS_JOBS (fhirlake jobs settings, default "1,default":
+# --jobs 1 and one thread per CPU, each printed). Row outputs go to bench/data/views/out/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
