@@ -199,13 +199,16 @@ static bool run_stream(run *r, FILE *in, const char *name)
 
 /* ---- parallel NDJSON: chunks evaluated on workers, written in input order ---- */
 
-/* One chunk of whole lines and, once done, its rows (batches kept across reuses). */
+/* One chunk of whole lines and, once done, its rows: as text for text formats (formatted
+ * on the worker), else as batches (kept across reuses). */
 typedef struct slot {
     const char *p;
     size_t len;
     long first_line;
     rows_batch **bs;
     int nb, cap_b;
+    buf text;
+    size_t text_rows;
     long resources, rows;
     bool done, ok;
     fl_err err;
@@ -214,6 +217,8 @@ typedef struct slot {
 typedef struct pool {
     const sof_view *v;
     const char *name;
+    bool text;                   /* workers format rows: tw is a copy of the run's writer */
+    text_writer tw;
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* a chunk queued, a chunk done, closed */
     slot *ring;
@@ -290,6 +295,20 @@ static bool run_slot(worker *k, slot *s)
     return true;
 }
 
+/* Text rows depend on the writer only through its row count (JSON's comma before every row
+ * but the first): format as if rows came before, and the writer drops the first comma. */
+static void format_slot(const pool *pl, slot *s)
+{
+    text_writer tw = pl->tw;
+    tw.rows = 1;
+    for (int i = 0; i < s->nb; i++) {
+        s->text_rows += s->bs[i]->n_rows;
+        text_batch(&tw, s->bs[i], &s->text);
+        rows_batch_clear(s->bs[i]);
+    }
+    s->nb = 0;
+}
+
 static void *worker_main(void *arg)
 {
     worker *k = arg;
@@ -301,6 +320,7 @@ static void *worker_main(void *arg)
         slot *s = &pl->ring[pl->taken++ % pl->n];
         pthread_mutex_unlock(&pl->mu);
         s->ok = run_slot(k, s);
+        if (s->ok && pl->text) format_slot(pl, s);
         pthread_mutex_lock(&pl->mu);
         s->done = true;
         pthread_cond_broadcast(&pl->cv);
@@ -324,6 +344,18 @@ static bool write_oldest(run *r, pool *pl, long *written)
     }
     r->resources += s->resources;
     r->rows += s->rows;
+    if (s->text.len) {
+        size_t skip = r->fmt == TEXT_JSON && r->tw.rows == 0;   /* see format_slot */
+        r->tw.rows += s->text_rows;
+        bool ok = !r->ob.len || fwrite(r->ob.p, 1, r->ob.len, r->out) == r->ob.len;   /* header, '[' */
+        buf_reset(&r->ob);
+        ok = ok && fwrite(s->text.p + skip, 1, s->text.len - skip, r->out) == s->text.len - skip;
+        buf_reset(&s->text);
+        if (!ok) {
+            fl_err_set(&r->err, 500, "", "write failed");
+            return false;
+        }
+    }
     for (int i = 0; i < s->nb; i++)
         if (!write_batch(r, s->bs[i])) return false;
     return true;
@@ -337,6 +369,7 @@ static void push_slot(pool *pl, const char *p, size_t len, long first_line)
     s->first_line = first_line;
     s->nb = 0;
     s->resources = s->rows = 0;
+    s->text_rows = 0;
     s->done = false;
     s->ok = true;
     memset(&s->err, 0, sizeof s->err);
@@ -372,7 +405,8 @@ static bool feed(run *r, pool *pl, const char *p, size_t len)
 
 static bool run_parallel(run *r, const char *p, size_t len, const char *name, int jobs)
 {
-    pool pl = {.v = r->v, .name = name, .n = 2 * jobs + 2};
+    pool pl = {.v = r->v, .name = name, .n = 2 * jobs + 2, .text = r->fmt != FMT_PARQUET,
+               .tw = r->tw};
     pl.ring = calloc((size_t)pl.n, sizeof *pl.ring);
     if (!pl.ring) abort();
     pthread_mutex_init(&pl.mu, NULL);
@@ -396,6 +430,7 @@ static bool run_parallel(run *r, const char *p, size_t len, const char *name, in
         for (int j = 0; j < pl.ring[i].cap_b; j++)
             if (pl.ring[i].bs[j]) rows_batch_free(pl.ring[i].bs[j]);
         free(pl.ring[i].bs);
+        buf_free(&pl.ring[i].text);
     }
     free(pl.ring);
     pthread_mutex_destroy(&pl.mu);
@@ -477,7 +512,7 @@ static bool finish(run *r, bool ok)
     if (!r->out) return false;
     if (ok) {
         text_end(&r->tw, &r->ob);
-        ok = fwrite(r->ob.p, 1, r->ob.len, r->out) == r->ob.len;
+        ok = !r->ob.len || fwrite(r->ob.p, 1, r->ob.len, r->out) == r->ob.len;
     }
     if (r->out != stdout) ok = (fclose(r->out) == 0) && ok;
     else fflush(stdout);

@@ -170,15 +170,20 @@ def big_ndjson(path, n, seed):
 
 
 def test_jobs_output_matches_single_thread(files):
-    """--jobs 2 on multi-MB NDJSON (many chunks, two files) writes exactly --jobs 1's bytes."""
+    """--jobs 2 on multi-MB NDJSON (many chunks, two files, a Bundle file between) writes
+    exactly --jobs 1's bytes."""
     tmp, view, nd = files
     a = big_ndjson(tmp / "a.ndjson", 30000, 0)
     b = big_ndjson(tmp / "b.ndjson", 12000, 5)
     assert os.path.getsize(a) > 4_000_000
+    bundle = tmp / "bundle.json"   # a whole document between NDJSON files: single-threaded
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                  "entry": [{"resource": r} for r in RESOURCES]}, indent=2))
     for fmt in ("ndjson", "csv", "json"):
         outs = []
         for jobs in ("1", "2"):
-            p = run(["view", "run", view, nd, a, b, "--format", fmt, "--jobs", jobs])
+            p = run(["view", "run", view, nd, a, str(bundle), b, "--format", fmt,
+                     "--jobs", jobs])
             assert p.returncode == 0, p.stderr
             outs.append(p.stdout)
         assert outs[0] == outs[1], fmt
