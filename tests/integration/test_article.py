@@ -8,18 +8,11 @@ import time
 import requests
 from deltalake import DeltaTable
 
+from article_data import PATIENT_FLAT_VIEW
+
 FHIR = {"Content-Type": "application/fhir+json"}
 
-VIEW = {
-    "resourceType": "ViewDefinition", "id": "patient_flat", "name": "patient_flat",
-    "resource": "Patient", "status": "active",
-    "select": [{"column": [
-        {"name": "id", "path": "id"},
-        {"name": "ts", "path": "getAidboxTs()"},
-        {"name": "gender", "path": "gender"},
-        {"name": "birth_date", "path": "birthDate"},
-        {"name": "family_name", "path": "name.where(use = 'official').family.first()"},
-        {"name": "given_name", "path": "name.where(use = 'official').given.first()"}]}]}
+VIEW = dict(PATIENT_FLAT_VIEW, status="active")
 
 PATIENT = {"resourceType": "Patient", "id": "patient-1", "gender": "male",
            "birthDate": "1990-01-15",

@@ -13,18 +13,7 @@ import requests
 
 from delta_helpers import read_rs
 
-VIEW = {
-    "resourceType": "ViewDefinition", "id": "patient_flat", "name": "patient_flat",
-    "resource": "Patient",
-    "select": [{"column": [
-        {"name": "id", "path": "id"},
-        {"name": "ts", "path": "getAidboxTs()"},
-        {"name": "gender", "path": "gender"},
-        {"name": "birth_date", "path": "birthDate"},
-        {"name": "family_name", "path": "name.where(use = 'official').family.first()"},
-        {"name": "given_name", "path": "name.where(use = 'official').given.first()"},
-    ]}],
-}
+from article_data import PATIENT_FLAT_VIEW as VIEW  # noqa: E402
 
 ARTICLE_PATIENTS = [
     ("patient-1", "male", "1990-01-15", "Smith", "John"),

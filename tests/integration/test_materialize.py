@@ -14,18 +14,7 @@ import pytest
 import requests
 
 H = {"Content-Type": "application/fhir+json"}
-VIEW = {
-    "resourceType": "ViewDefinition", "id": "patient_flat", "name": "patient_flat",
-    "resource": "Patient",
-    "select": [{"column": [
-        {"name": "id", "path": "id"},
-        {"name": "ts", "path": "getAidboxTs()"},
-        {"name": "gender", "path": "gender"},
-        {"name": "birth_date", "path": "birthDate"},
-        {"name": "family_name", "path": "name.where(use = 'official').family.first()"},
-        {"name": "given_name", "path": "name.where(use = 'official').given.first()"},
-    ]}],
-}
+from article_data import PATIENT_FLAT_VIEW as VIEW  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not shutil.which("sqlite3"), reason="sqlite3 shell missing")
 
