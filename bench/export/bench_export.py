@@ -12,8 +12,9 @@ Steps (each printed with its wall time; only 3-5 are the measured figures):
     the full one, timed the same way; reported as a fraction of the full export;
  5. PEER: Pathling (PyPI `pathling`, Spark local[2]) runs the same four views (without the
     ts column: getAidboxTs() is fhirlake's) over the same NDJSON files and writes each to a
-    Delta table — end to end process time (JVM start included) and the in-Spark part; if
-    Pathling cannot run, DuckDB flattens the same files with equivalent SQL and
+    Delta table — end to end process time (JVM start included), the in-Spark part (NDJSON
+    read + views + Delta writes) and the JVM/Spark start-up; if Pathling cannot run (the
+    output says why), DuckDB flattens the same files with equivalent SQL and
     deltalake.write_deltalake writes the tables (said so in the output).
 Row counts of both sides are printed and compared.
 """
@@ -126,15 +127,26 @@ def run_peer(vs):
     json.dump([without_ts(v) for v in vs], open(spec, "w"))
     out = os.path.join(WORK, "peer")
     shutil.rmtree(out, ignore_errors=True)
-    if os.path.exists(VENV_PY) and not os.environ.get("BENCH_EXPORT_NO_PATHLING"):
+    why = os.environ.get("PEER_WHY", "")
+    jh = os.environ.get("PATHLING_JAVA_HOME", "")
+    if not why and not os.path.exists(VENV_PY):
+        why = "no Pathling venv (run through bench/export/run.sh)"
+    if not why and not jh:
+        why = "no JDK >= 21 (PATHLING_JAVA_HOME unset; run through bench/export/run.sh)"
+    if not why:
+        env = dict(os.environ, JAVA_HOME=jh, PATH=os.path.join(jh, "bin") + os.pathsep + os.environ["PATH"])
+        step(f"peer: Pathling (JAVA_HOME={jh})")
         t0 = time.time()
         p = subprocess.run([VENV_PY, os.path.join(HERE, "peer_pathling.py"), ndjson_dir, spec, out],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         dt = time.time() - t0
         if p.returncode == 0:
             res = json.loads(p.stdout.strip().splitlines()[-1])
-            return "Pathling", dt, res
-        step("Pathling failed, falling back to DuckDB: " + (p.stderr or p.stdout)[-1500:])
+            return f"Pathling {res.get('pathling', '?')}", dt, res
+        lines = [l for l in (p.stderr or p.stdout).splitlines() if not l.lstrip().startswith("at ")]
+        why = "Pathling failed: " + "\n".join(lines[-25:])
+        shutil.rmtree(out, ignore_errors=True)
+    step("peer: DuckDB+delta-rs, because " + why)
     t0 = time.time()
     p = subprocess.run([sys.executable, os.path.join(HERE, "peer_duckdb.py"), ndjson_dir, out],
                        capture_output=True, text=True)
@@ -184,12 +196,17 @@ def main():
         srv.wait(60)
     peer, peer_s, peer_res = run_peer(vs)
     peer_rows = sum(peer_res["rows"].values())
+    startup = peer_res.get("startup_s")
     step(f"peer {peer}: {peer_rows} rows, {peer_s:.2f} s end to end, {peer_res['inner_s']:.2f} s "
-         f"in-engine {peer_res['rows']}")
+         f"in-engine" + (f", {startup:.2f} s JVM+Spark start" if startup is not None else "")
+         + f" {peer_res['rows']}")
     print(f"result: export full {total:,} rows (4 views, Synthea {os.path.basename(SYNTHEA)}) -> Delta: "
           f"fhirlake {full_s:.2f} s = {total / full_s:,.0f} rows/s; {peer} {peer_s:.2f} s end to end "
           f"= {peer_rows / peer_s:,.0f} rows/s ({peer_res['inner_s']:.2f} s in-engine) -> "
           f"{peer_s / full_s:.1f}x end to end, {peer_res['inner_s'] / full_s:.1f}x in-engine (goal >= 10x)")
+    print(f"result: export peer {peer}: {peer_rows / peer_res['inner_s']:,.0f} rows/s in-engine "
+          f"(NDJSON read + views + Delta write, JVM/Spark start-up excluded"
+          + (f": {startup:.2f} s" if startup is not None else "") + ")")
     print(f"result: export incremental after changing 1% ({n:,} resources): {inc_s:.2f} s = "
           f"{100 * inc_s / full_s:.1f}% of the full export (goal <= 5%)")
     if peer_rows != total:
