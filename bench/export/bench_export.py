@@ -205,8 +205,8 @@ def main():
           f"= {peer_rows / peer_s:,.0f} rows/s ({peer_res['inner_s']:.2f} s in-engine) -> "
           f"{peer_s / full_s:.1f}x end to end, {peer_res['inner_s'] / full_s:.1f}x in-engine (goal >= 10x)")
     print(f"result: export peer {peer}: {peer_rows / peer_res['inner_s']:,.0f} rows/s in-engine "
-          f"(NDJSON read + views + Delta write, JVM/Spark start-up excluded"
-          + (f": {startup:.2f} s" if startup is not None else "") + ")")
+          f"(NDJSON read + views + Delta write"
+          + (f", JVM/Spark start-up of {startup:.2f} s excluded" if startup is not None else "") + ")")
     print(f"result: export incremental after changing 1% ({n:,} resources): {inc_s:.2f} s = "
           f"{100 * inc_s / full_s:.1f}% of the full export (goal <= 5%)")
     if peer_rows != total:
