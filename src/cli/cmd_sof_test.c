@@ -12,13 +12,11 @@
 
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
     buf b = BUF_INIT;
-    char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_put(&b, tmp, n);
-    fclose(f);
+    if (buf_read_file(&b, path)) {
+        buf_free(&b);
+        return NULL;
+    }
     *len = b.len;
     return buf_detach(&b);
 }

@@ -134,9 +134,7 @@ static bool run_whole(run *r, lines *L, const char *from, arena *a, const char *
 {
     buf all = BUF_INIT;
     buf_put(&all, from, (size_t)(L->buf + L->end - from));
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, L->in)) > 0) buf_put(&all, tmp, k);
+    buf_read_stream(&all, L->in);
     fl_err e = {0};
     json_val *v = json_parse(a, all.p, all.len, NULL, &e);
     buf_free(&all);

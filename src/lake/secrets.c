@@ -15,19 +15,6 @@ bool secrets_is_ref(const char *value)
            value[strlen(SECRETS_PREFIX)];
 }
 
-static int read_file(const char *path, buf *out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char tmp[4096];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_put(out, tmp, n);
-    int bad = ferror(f);
-    fclose(f);
-    explicit_bzero(tmp, sizeof tmp);
-    return bad ? -1 : 0;
-}
-
 int secrets_resolve(const char *data_dir, const char *param, const char *ref, char **out,
                     fl_err *err)
 {
@@ -44,7 +31,7 @@ int secrets_resolve(const char *data_dir, const char *param, const char *ref, ch
     if (env && *env) buf_puts(&path, env);
     else buf_printf(&path, "%s/secrets.json", data_dir ? data_dir : ".");
     int rc = -1;
-    if (read_file(path.p, &text) != 0) {
+    if (buf_read_file(&text, path.p) != 0) {
         fl_err_set(err, 400, param, "secret '%.80s' cannot be resolved: secrets file %s: %s",
                    name, path.p, strerror(errno));
     } else {

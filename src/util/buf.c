@@ -77,3 +77,24 @@ char *buf_detach(buf *b)
     b->len = b->cap = 0;
     return p;
 }
+
+int buf_read_stream(buf *b, FILE *f)
+{
+    size_t n;
+    do {
+        buf_reserve(b, 65536);  /* read straight into the buffer: no bounce copy */
+        n = fread(b->p + b->len, 1, 65536, f);
+        b->len += n;
+        b->p[b->len] = 0;
+    } while (n > 0);
+    return ferror(f) ? -1 : 0;
+}
+
+int buf_read_file(buf *b, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    int rc = buf_read_stream(b, f);
+    fclose(f);
+    return rc;
+}

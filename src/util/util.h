@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- arena ---- */
 typedef struct arena arena;
@@ -50,6 +51,9 @@ void buf_vprintf(buf *b, const char *fmt, va_list ap);
 void buf_reset(buf *b);                        /* len = 0, keeps memory */
 void buf_free(buf *b);
 char *buf_detach(buf *b);                      /* caller frees; b becomes empty */
+/* Append the rest of stream f / the whole file at path; -1 on a read or open error. */
+int buf_read_stream(buf *b, FILE *f);
+int buf_read_file(buf *b, const char *path);
 
 /* ---- errors ---- */
 typedef struct fl_err {

@@ -23,13 +23,11 @@
 
 static char *slurp(const char *path, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
     buf b = BUF_INIT;
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_put(&b, tmp, k);
-    fclose(f);
+    if (buf_read_file(&b, path)) {
+        buf_free(&b);
+        return NULL;
+    }
     *n = b.len;
     if (!b.p) buf_puts(&b, "");
     return buf_detach(&b);
