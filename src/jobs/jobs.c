@@ -572,6 +572,29 @@ static const char *chunk_file(jobs_engine *e, const job *j, int v, int c, arena 
     return arena_printf(a, "%s/exports/%s/%s-%d.%s", e->data, j->id, j->names[v], c, fmt_ext(j->fmt));
 }
 
+/* A staging file's Delta stats, kept beside it (path.stats) so that finalize, maybe
+ * after a restart, can add the file to the table as it is. Temp + fsync + rename: the
+ * stats file exists whole or not at all. */
+static int write_stats(const char *path, const pq_file_stats *st, fl_err *err)
+{
+    buf b = BUF_INIT, name = BUF_INIT;
+    delta_stats_json(st, &b);
+    buf_printf(&name, "%s.stats", path);
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp", name.p);
+    FILE *f = fopen(tmp, "wb");
+    bool ok = f && fwrite(b.p, 1, b.len, f) == b.len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f) != 0) ok = false;
+    ok = ok && rename(tmp, name.p) == 0;
+    if (!ok) {
+        unlink(tmp);
+        fl_err_set(err, 500, "", "cannot write %s: %s", name.p, strerror(errno));
+    }
+    buf_free(&b);
+    buf_free(&name);
+    return ok ? 0 : -1;
+}
+
 static bool open_sink(chunk_run *r, const char *path, const char *tmp)
 {
     if (r->j->fmt == FMT_PARQUET) {
@@ -601,9 +624,15 @@ static bool close_sink(chunk_run *r, bool ok, const char *path, const char *tmp)
             pq_writer_abort(pq);
             return true;
         }
-        if (ok) return pq_writer_close(pq, NULL, &r->err) == 0;
-        pq_writer_abort(pq);
-        return false;
+        if (!ok) {
+            pq_writer_abort(pq);
+            return false;
+        }
+        if (!r->j->lakehouse) return pq_writer_close(pq, NULL, &r->err) == 0;
+        pq_file_stats st = {0};
+        ok = pq_writer_close(pq, &st, &r->err) == 0 && write_stats(path, &st, &r->err) == 0;
+        pq_file_stats_free(&st);
+        return ok;
     }
     if (!r->f) return false;
     if (ok) {
@@ -717,7 +746,14 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
     for (int c = 0; w && c < j->K && rc == 0; c++) {
         const char *path = chunk_file(e, j, (int)v, c, a);
         if (access(path, F_OK)) continue; /* empty chunk */
-        pq_reader *r = pq_reader_open(path, err);
+        buf stats = BUF_INIT, sp = BUF_INIT;
+        buf_printf(&sp, "%s.stats", path);
+        bool have = buf_read_file(&stats, sp.p) == 0;
+        if (have) rc = lake_adopt(w, path, stats.p, err); /* no decode, no re-encode */
+        buf_free(&stats);
+        buf_free(&sp);
+        if (have) continue;
+        pq_reader *r = pq_reader_open(path, err); /* staged by an older version */
         if (!r) {
             rc = -1;
             break;

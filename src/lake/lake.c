@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +59,8 @@ struct lake_writer {
     added_file *rewritten;       /* rewrite outputs of the current attempt */
     size_t n_rewritten, cap_rewritten;
     keyset keys;
+    char **adopted_src;          /* adopted files whose keys are not read yet (merge) */
+    size_t n_adopted_src;
     char *min_key, *max_key;
     rows_str *sorted_keys;       /* merge: the incoming keys in byte order */
     rows_col view_cols_extra;    /* constant is_deleted = 0 column */
@@ -349,15 +354,22 @@ static char *store_path(const lake_writer *w, const char *key)
     return p;
 }
 
-static pq_writer *open_data_file(lake_writer *w, const rows_schema *s, char **key_out,
-                                 fl_err *err)
+/* A fresh data file name, as Spark names them (malloc'd). */
+static char *new_data_key(lake_writer *w, pq_codec codec)
 {
     static const char *ext[] = {[PQ_UNCOMPRESSED] = "", [PQ_SNAPPY] = ".snappy",
                                 [PQ_GZIP] = ".gz", [PQ_ZSTD] = ".zstd"};
     char id[37], key[128];
     fl_uuid4(id);
     snprintf(key, sizeof key, "part-%05d-%s-c000%s.parquet", w->seq++, id,
-             (unsigned)w->o.codec <= PQ_ZSTD && ext[w->o.codec] ? ext[w->o.codec] : "");
+             (unsigned)codec <= PQ_ZSTD && ext[codec] ? ext[codec] : "");
+    return xstrdup(key);
+}
+
+static pq_writer *open_data_file(lake_writer *w, const rows_schema *s, char **key_out,
+                                 fl_err *err)
+{
+    char *key = new_data_key(w, w->o.codec);
     pq_options opt;
     pq_options_init(&opt);
     opt.codec = w->o.codec;
@@ -366,7 +378,7 @@ static pq_writer *open_data_file(lake_writer *w, const rows_schema *s, char **ke
     char *path = store_path(w, key);
     pq_writer *pw = pq_writer_open(path, s, &opt, err);
     free(path);
-    *key_out = xstrdup(key);
+    *key_out = key;
     return pw;
 }
 
@@ -532,6 +544,106 @@ int lake_write(lake_writer *w, const rows_batch *b, fl_err *err)
     return 0;
 }
 
+/* ---- adopting files written elsewhere ---- */
+static int copy_file(const char *from, const char *to, fl_err *err)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    char b[1 << 16];
+    ssize_t n = 0;
+    bool ok = out >= 0;
+    while (ok && (n = read(in, b, sizeof b)) > 0) ok = write(out, b, (size_t)n) == n;
+    ok = ok && n == 0 && fsync(out) == 0;
+    if (in >= 0) close(in);
+    if (out >= 0 && close(out) != 0) ok = false;
+    if (!ok) {
+        fl_err_set(err, 500, "", "cannot copy %s to %s: %s", from, to, strerror(errno));
+        if (out >= 0) unlink(to);
+    }
+    return ok ? 0 : -1;
+}
+
+/* The file's bytes are already durable (its writer fsynced them); a hard link shares
+ * them, and the directory fsync makes the new name durable before any commit names it. */
+static int link_into(const char *from, const char *to, fl_err *err)
+{
+    if (link(from, to) != 0 && copy_file(from, to, err) != 0) return -1;
+    char *dir = xstrdup(to);
+    *strrchr(dir, '/') = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
+static int64_t stats_num_records(const char *stats_json)
+{
+    const char *p = stats_json ? strstr(stats_json, "\"numRecords\":") : NULL;
+    return p ? strtoll(p + 13, NULL, 10) : 0;
+}
+
+int lake_adopt(lake_writer *w, const char *path, const char *stats_json, fl_err *err)
+{
+    if (w->skip) return 0;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fl_err_set(err, 500, "", "cannot stat %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *key = new_data_key(w, w->o.codec);
+    char *dst = store_path(w, key);
+    int rc = link_into(path, dst, err);
+    free(dst);
+    if (rc == 0 && objstore_publish(w->os, key, err) != 0) {
+        fl_err e = {0};
+        objstore_delete(w->os, key, &e);
+        rc = -1;
+    }
+    if (rc != 0) {
+        free(key);
+        return -1;
+    }
+    push_file(&w->added, &w->n_added, &w->cap_added,
+              (added_file){.key = key, .size = (int64_t)st.st_size, .stats = xstrdup(stats_json)});
+    w->res.rows_added += stats_num_records(stats_json);
+    if (w->o.mode == LAKE_MERGE) {
+        w->adopted_src = realloc(w->adopted_src, (w->n_adopted_src + 1) * sizeof *w->adopted_src);
+        if (!w->adopted_src) abort();
+        w->adopted_src[w->n_adopted_src++] = xstrdup(path);
+    }
+    return 0;
+}
+
+/* Reads the incoming keys of the adopted files (their key column only). */
+static int read_adopted_keys(lake_writer *w, fl_err *err)
+{
+    rows_schema *ks = rows_schema_new();
+    rows_schema_add(ks, w->key_col, ROWS_STRING, false);
+    rows_batch *b = rows_batch_new(ks);
+    int rc = 0;
+    for (size_t i = 0; i < w->n_adopted_src && rc == 0; i++) {
+        pq_reader *r = pq_reader_open(w->adopted_src[i], err);
+        if (!r) rc = -1;
+        int got = 0;
+        while (r && (got = pq_read_batch(r, b, err)) == 1)
+            for (size_t row = 0; row < b->n_rows; row++)
+                if (!rows_is_null(b, 0, row)) {
+                    rows_str s = rows_get(b, 0, row)->s;
+                    keyset_add(&w->keys, s.p, s.len);
+                }
+        if (got < 0) rc = -1;
+        pq_reader_close(r);
+    }
+    rows_batch_free(b);
+    rows_schema_free(ks);
+    for (size_t i = 0; i < w->n_adopted_src; i++) free(w->adopted_src[i]);
+    w->n_adopted_src = 0;
+    return rc;
+}
+
 /* ---- merge rewrite ---- */
 static void copy_row(rows_batch *dst, const rows_batch *src, size_t row)
 {
@@ -674,11 +786,23 @@ static int plan_merge(lake_writer *w, delta_txn *tx, arena *a, fl_err *err)
 
 static void key_range(lake_writer *w)
 {
+    free(w->sorted_keys);
     w->sorted_keys = keyset_sorted(&w->keys);
     if (w->keys.n) {
         w->min_key = (char *)w->sorted_keys[0].p;
         w->max_key = (char *)w->sorted_keys[w->keys.n - 1].p;
     }
+}
+
+/* The incoming keys and their range. Adopted files are read only when a merge has
+ * something to do with them: a full export (delete_absent) into an empty table has not. */
+static int merge_keys(lake_writer *w, fl_err *err)
+{
+    if (w->n_adopted_src && (w->snap->n_files || !w->o.delete_absent) &&
+        read_adopted_keys(w, err) != 0)
+        return -1;
+    key_range(w);
+    return 0;
 }
 
 static const char *op_params(const lake_writer *w, buf *b)
@@ -761,7 +885,7 @@ static int commit_loop(lake_writer *w, fl_err *err)
         delta_snapshot_free(w->snap);
         w->snap = delta_snapshot_load(w->os, -1, true, err);
         if (!w->snap || delta_check_writable(w->snap, w->o.mode != LAKE_APPEND, err) != 0 ||
-            reconcile(w, err) != 0)
+            reconcile(w, err) != 0 || (w->o.mode == LAKE_MERGE && merge_keys(w, err) != 0))
             return -1;
     }
 }
@@ -775,9 +899,9 @@ int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
         w->res.rows_added = 0;
     } else if (finish_all(w, err) != 0) rc = -1;
     else {
-        if (w->o.mode == LAKE_MERGE) key_range(w);
+        if (w->o.mode == LAKE_MERGE && merge_keys(w, err) != 0) rc = -1;
         w->res.files_added = (int64_t)w->n_added;
-        rc = commit_loop(w, err);
+        if (rc == 0) rc = commit_loop(w, err);
         if (rc == DELTA_SKIPPED) {
             w->res.skipped = true;
             rc = 0;
@@ -826,6 +950,8 @@ void lake_abort(lake_writer *w)
     free(w->rewritten);
     keyset_free(&w->keys);
     free(w->sorted_keys);
+    for (size_t i = 0; i < w->n_adopted_src; i++) free(w->adopted_src[i]);
+    free(w->adopted_src);
     free(w->view_cols_extra.vals);
     free(w->view_cols_extra.valid);
     free(w->view_cols);

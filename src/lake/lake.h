@@ -65,6 +65,14 @@ typedef struct lake_writer lake_writer;
 lake_writer *lake_writer_open(const char *url, const rows_schema *schema,
                               const lake_options *o, fl_err *err);
 int lake_write(lake_writer *w, const rows_batch *b, fl_err *err);
+/* Adds a Parquet file already written with the writer's schema (the incoming fields plus
+ * is_deleted) as if its rows had gone through lake_write, without decoding or re-encoding
+ * them: the file is hard-linked (or copied) into the table under a new data file name and,
+ * on a remote store, uploaded. stats_json is its Delta stats (delta_stats_json of the
+ * pq_file_stats its writer returned). path stays the caller's and must stay in place until
+ * lake_commit returns: a merge reads the incoming keys back from it (the key column only)
+ * when the table has files to merge into. */
+int lake_adopt(lake_writer *w, const char *path, const char *stats_json, fl_err *err);
 /* Commits and frees w (whatever the outcome). */
 int lake_commit(lake_writer *w, lake_result *res, fl_err *err);
 void lake_abort(lake_writer *w);
