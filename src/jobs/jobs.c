@@ -78,13 +78,6 @@ struct jobs_engine {
 };
 
 /* ---- small helpers ---- */
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
 static int mkdirs(const char *path)
 {
     char tmp[PATH_MAX];
@@ -134,53 +127,6 @@ static int64_t num_of(const json_val *o, const char *key)
     json_val *n = json_get(o, key);
     if (n && json_num_int64(n, &v)) v = 0;
     return v;
-}
-
-/* ---- id -> version map for _since (the final state of each changed id) ---- */
-typedef struct idmap {
-    char **k;
-    int64_t *v;
-    size_t n, cap;
-    arena *a;
-} idmap;
-
-static size_t idmap_slot(const idmap *m, const char *id)
-{
-    size_t i = fnv1a(id) & (m->cap - 1);
-    while (m->k[i] && strcmp(m->k[i], id)) i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-static void idmap_put(idmap *m, const char *id, int64_t v)
-{
-    if ((m->n + 1) * 2 > m->cap) {
-        idmap old = *m;
-        m->cap = old.cap ? old.cap * 2 : 1024;
-        m->k = calloc(m->cap, sizeof *m->k);
-        m->v = calloc(m->cap, sizeof *m->v);
-        if (!m->k || !m->v) abort();
-        for (size_t i = 0; i < old.cap; i++) {
-            if (!old.k[i]) continue;
-            size_t s = idmap_slot(m, old.k[i]);
-            m->k[s] = old.k[i];
-            m->v[s] = old.v[i];
-        }
-        free(old.k);
-        free(old.v);
-    }
-    size_t s = idmap_slot(m, id);
-    if (!m->k[s]) {
-        m->k[s] = arena_strdup(m->a, id);
-        m->n++;
-    }
-    m->v[s] = v;
-}
-
-static int64_t idmap_get(const idmap *m, const char *id)
-{
-    if (!m->cap) return -1;
-    size_t s = idmap_slot(m, id);
-    return m->k[s] ? m->v[s] : -1;
 }
 
 /* ---- state: persisted JSON of a job ---- */
@@ -433,8 +379,6 @@ typedef struct chunk_run {
     text_writer tw;
     buf ob;
     int64_t rows;
-    idmap m;
-    int pass;
     bool stopped;
     fl_err err;
 } chunk_run;
@@ -555,12 +499,9 @@ static int on_row(void *ctx, const store_res *res)
 {
     chunk_run *r = ctx;
     if (!keep_going(r)) return 1;
-    if (!r->j->bounds && (int)(fnv1a(res->id) % (uint32_t)r->j->K) != r->c) return 0;
-    if (r->pass == 1) { /* _since, pass 1: the last version of each changed id */
-        idmap_put(&r->m, res->id, res->version);
+    /* a full export without id ranges (jobs persisted before ranges existed): by hash */
+    if (!r->j->since && !r->j->bounds && (int)(store_part(res->id) % (uint32_t)r->j->K) != r->c)
         return 0;
-    }
-    if (r->pass == 2 && idmap_get(&r->m, res->id) != res->version) return 0;
     return process(r, res);
 }
 
@@ -657,7 +598,6 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     fl_err_clear(&r.err);
     r.type = sof_view_resource_type(r.view);
     arena *a = arena_new(0);
-    r.m.a = arena_new(0);
     r.ctx = sof_ctx_new();
     r.pa = arena_new(0);
     r.b = rows_batch_new(j->stage[v]);
@@ -670,19 +610,14 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     ok = ok && open_sink(&r, path, tmp);
     for (int ms = 0; ok && ms < e->chunk_delay_ms && keep_going(&r); ms += 10) usleep(10000);
     if (ok && !j->since && j->bounds) { /* the chunk's id range only: no rescan per chunk */
-        r.pass = 0;
         const char **b = j->bounds[v];
         ok = store_scan_range(e->s, r.type, j->W, 0, c ? b[c - 1] : NULL,
                               c < j->K - 1 ? b[c] : NULL, on_row, &r, &r.err) == 0;
     } else if (ok && !j->since) {
-        r.pass = 0;
         ok = store_scan(e->s, r.type, j->W, 0, on_row, &r, &r.err) == 0;
-    } else if (ok) {
-        r.pass = 1;
-        ok = store_changes(e->s, r.type, j->since, j->W, on_row, &r, &r.err) == 0;
-        r.pass = 2;
-        ok = ok && !r.stopped &&
-             store_changes(e->s, r.type, j->since, j->W, on_row, &r, &r.err) == 0;
+    } else if (ok) { /* the final state of the chunk's changed ids, read once */
+        ok = store_changes_final(e->s, r.type, j->since, j->W, c, j->K, on_row, &r,
+                                 &r.err) == 0;
     }
     ok = ok && !r.stopped && FL_OK(&r.err) && flush_batch(&r);
     ok = close_sink(&r, ok, path, tmp);
@@ -696,9 +631,6 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     rows_batch_free(r.b);
     arena_free(r.pa);
     sof_ctx_free(r.ctx);
-    free(r.m.k);
-    free(r.m.v);
-    arena_free(r.m.a);
     arena_free(a);
     return rc;
 }

@@ -11,14 +11,15 @@
  *  - Full export, K > 1: at submit, store_split() cuts each view's type into K id ranges
  *    of about equal size (bounds persisted in the state, so a resumed job cuts the same
  *    chunks); chunk c reads only its range with store_scan_range(type, W) — no rescan of
- *    the type per chunk. K = 1 reads store_scan(type, W). A _since export reads
- *    store_changes(type, since, W) per chunk and keeps the ids whose FNV-1a hash % K is c,
- *    with the final state of each changed id (a deleted one becomes a tombstone row: key,
- *    ts, is_deleted = 1, other columns null). Rows get getAidboxTs() = ts of the version
+ *    the type per chunk. K = 1 reads store_scan(type, W). Chunk c of a _since export
+ *    reads store_changes_final(type, since, W, c, K): the final state of each changed id
+ *    of its hash part, once (a deleted one becomes a tombstone row: key, ts,
+ *    is_deleted = 1, other columns null). Rows get getAidboxTs() = ts of the version
  *    and getAidboxCts() = ts of version 1 (store_res.cts).
  *  - Lakehouse output: each chunk writes one staging Parquet file under
- *    DATA/exports/<id>/staging/; when all chunks are done, the staging rows are merged
- *    into the Delta table in ONE commit carrying txn(appId "fhirlake-export-<id>-<v>",
+ *    DATA/exports/<id>/staging/ with its Delta stats beside it (.stats); when all chunks
+ *    are done, the staging files themselves become data files of the Delta table
+ *    (lake_adopt: no decode, no re-encode) and are merged in ONE commit carrying txn(appId "fhirlake-export-<id>-<v>",
  *    version 1), so a finalize repeated after a crash is recognised and skipped. Full
  *    export: merge on the key column with delete_absent (tombstones for keys that are
  *    gone); without a key column, overwrite. _since export: merge without delete_absent.

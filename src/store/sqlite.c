@@ -74,7 +74,7 @@ static const char *WSQL[W_N] = {
 enum {
     R_READ_CUR, R_READ_VER, R_MAX_TS, R_SCAN, R_CHANGES_T, R_CHANGES_ALL, R_TYPES,
     R_OUTBOX_READ, R_OUTBOX_TRIM, R_JOB_PUT, R_JOB_GET, R_JOB_LIST, R_JOB_LIST_ALL,
-    R_JOB_DEL, R_SCAN_RANGE, R_SCAN_FROM, R_COUNT_IDS, R_IDS, R_N
+    R_JOB_DEL, R_SCAN_RANGE, R_SCAN_FROM, R_COUNT_IDS, R_IDS, R_CHANGES_FINAL, R_N
 };
 /* cts (ts of version 1) costs a lookup only for resources updated since their creation */
 #define RES_COLS "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body, CASE WHEN" \
@@ -115,6 +115,11 @@ static const char *RSQL[R_N] = {
     SCAN_SQL(" AND c.id >= ?4"),
     "SELECT count(*) FROM current WHERE rtype = ?1",
     "SELECT id FROM current WHERE rtype = ?1 ORDER BY id",
+    /* the version current at W of each id changed in (since, W], of one hash part
+     * (+x.ts: the planner would otherwise scan the type's ts index per row) */
+    "SELECT " RES_COLS " FROM history h WHERE h.rtype = ?1 AND h.ts > ?2 AND h.ts <= ?3"
+    " AND fl_part(h.id, ?5) = ?4 AND h.version = (SELECT max(x.version) FROM history x"
+    " WHERE x.rtype = h.rtype AND x.id = h.id AND +x.ts <= ?3) ORDER BY h.ts, h.rowid",
 };
 
 typedef struct rconn {
@@ -218,6 +223,22 @@ static void row_to_res(sqlite3_stmt *st, store_res *r)
     r->cts = sqlite3_column_int64(st, 7);
 }
 
+/* fl_part(id, parts): the id's part, FNV-1a of its bytes mod parts (store_part). */
+static void sql_part(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *id = (const char *)sqlite3_value_text(argv[0]);
+    int64_t parts = sqlite3_value_int64(argv[1]);
+    sqlite3_result_int64(cx, id && parts > 0 ? (int64_t)(store_part(id) % (uint32_t)parts) : 0);
+}
+
+uint32_t store_part(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 static sqlite3 *open_conn(const char *path, int sync, fl_err *err)
 {
     sqlite3 *db = NULL;
@@ -239,7 +260,10 @@ static sqlite3 *open_conn(const char *path, int sync, fl_err *err)
              "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-65536;"
              "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=8000;",
              sync == STORE_SYNC_NORMAL ? "NORMAL" : "FULL");
-    if (exec_sql(db, pragmas, err)) {
+    if (exec_sql(db, pragmas, err) ||
+        sqlite3_create_function(db, "fl_part", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                sql_part, NULL, NULL) != SQLITE_OK) {
+        if (FL_OK(err)) db_err(err, db, "fl_part");
         sqlite3_close(db);
         return NULL;
     }
@@ -1041,6 +1065,26 @@ int store_changes(store *s, const char *type, int64_t since, int64_t W, store_ro
 {
     qargs q = {type, since, W, 0};
     return run_pooled(s, type ? R_CHANGES_T : R_CHANGES_ALL, bind_changes, &q, fn, ctx, err);
+}
+
+typedef struct fargs {
+    qargs q;
+    int part, parts;
+} fargs;
+
+static void bind_final(sqlite3_stmt *st, const void *p)
+{
+    const fargs *f = p;
+    bind_changes(st, &f->q);
+    sqlite3_bind_int(st, 4, f->part);
+    sqlite3_bind_int(st, 5, f->parts);
+}
+
+int store_changes_final(store *s, const char *type, int64_t since, int64_t W, int part,
+                        int parts, store_row_fn fn, void *ctx, fl_err *err)
+{
+    fargs f = {{type, since, W, 0}, part, parts > 0 ? parts : 1};
+    return run_pooled(s, R_CHANGES_FINAL, bind_final, &f, fn, ctx, err);
 }
 
 typedef struct rargs {

@@ -163,6 +163,13 @@ int store_split(store *s, const char *type, int parts, arena *a, const char ***b
  * final state per id keeps the last one. */
 int store_changes(store *s, const char *type, int64_t since, int64_t W, store_row_fn fn,
                   void *ctx, fl_err *err);
+/* The final state at W of each id of a type changed in (since, W] (deletes included),
+ * restricted to the ids of one part: store_part(id) % parts == part (parts >= 1). One row
+ * per id, in commit order of those final versions. Reads only that part's bodies. */
+int store_changes_final(store *s, const char *type, int64_t since, int64_t W, int part,
+                        int parts, store_row_fn fn, void *ctx, fl_err *err);
+/* The hash that assigns an id to a part (FNV-1a, 32 bits). */
+uint32_t store_part(const char *id);
 
 /* Largest committed ts (0 for an empty store). */
 int64_t store_max_ts(store *s);
