@@ -525,6 +525,56 @@ static void test_split_and_range(void)
     rm_tmp();
 }
 
+/* store_changes_final: over the K parts, each changed id exactly once, in its final
+ * state at W (a deleted one as a tombstone); ids changed only after W or before since
+ * are absent. */
+static void test_changes_final(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    CHECK(put(s, "Patient", "old", "x", -1, NULL, &err) == 0);
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "p%02d", i);
+        CHECK(put(s, "Patient", id, "x", -1, NULL, &err) == 0);
+    }
+    int64_t since = store_max_ts(s);
+    for (int i = 0; i < 20; i += 2) {
+        char id[16];
+        snprintf(id, sizeof id, "p%02d", i);
+        CHECK(put(s, "Patient", id, "y", -1, NULL, &err) == 0);
+        CHECK(put(s, "Patient", id, "z", -1, NULL, &err) == 0); /* version 3 */
+    }
+    CHECK(del(s, "Patient", "p01", NULL, &err) == 0);
+    CHECK(put(s, "Observation", "o1", "x", -1, NULL, &err) == 0);
+    int64_t W = store_max_ts(s);
+    CHECK(put(s, "Patient", "p02", "late", -1, NULL, &err) == 0);  /* after W */
+    CHECK(put(s, "Patient", "p03", "late", -1, NULL, &err) == 0);
+    for (int K = 1; K <= 5; K += 2) {
+        int seen[20] = {0}, total = 0;
+        for (int k = 0; k < K; k++) {
+            collect c = {0};
+            CHECK(store_changes_final(s, "Patient", since, W, k, K, collect_row, &c, &err) == 0);
+            for (int i = 0; i < c.n && i < 64; i++) {
+                int n = atoi(c.ids[i] + 1);
+                CHECK(c.ids[i][0] == 'p' && (int)(store_part(c.ids[i]) % (uint32_t)K) == k);
+                seen[n]++;
+                if (n == 1) CHECK(c.deleted[i] == 1 && c.versions[i] == 2);
+                else CHECK(n % 2 == 0 && c.versions[i] == 3 && !c.deleted[i]);
+            }
+            total += c.n;
+        }
+        CHECK(total == 11); /* p00, p02, ..., p18 and p01 */
+        for (int i = 0; i < 20; i++) CHECK(seen[i] == (i % 2 == 0 || i == 1));
+    }
+    store_close(s);
+    rm_tmp();
+}
+
 int main(void)
 {
     RUN(test_versions_and_read);
@@ -534,5 +584,6 @@ int main(void)
     RUN(test_async_order);
     RUN(test_listeners);
     RUN(test_split_and_range);
+    RUN(test_changes_final);
     return t_report("store");
 }
