@@ -84,7 +84,7 @@ def export(base, vs, extra=()):
         s = requests.get(loc)
         if s.status_code == 200:
             break
-        time.sleep(0.05)
+        time.sleep(0.01)  # fine polling: the client's sleep is not the export's time
     dt = time.time() - t0
     m = s.json()
     status = [p for p in m["parameter"] if p["name"] == "status"][0]["valueCode"]
