@@ -24,6 +24,7 @@
 #define FMT_PARQUET 100
 #define BATCH_ROWS 2048
 #define STAGING_ROW_GROUP_BYTES ((size_t)16 << 20)
+#define JOBS_MAX_FIN_THREADS 8
 /* Truncating messages and element paths into their fixed buffers is intended. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -730,6 +731,56 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
     return rc;
 }
 
+/* ---- finalizing the views of a job in parallel ---- */
+typedef struct fin_arg {
+    jobs_engine *e;
+    job *j;
+    size_t *next;            /* shared: the next view to take (under e->mu) */
+    int rc;
+    fl_err err;
+} fin_arg;
+
+static void *fin_worker(void *p)
+{
+    fin_arg *all = p, *me;
+    for (;;) {
+        pthread_mutex_lock(&all->e->mu);
+        size_t v = (*all->next)++;
+        pthread_mutex_unlock(&all->e->mu);
+        if (v >= all->j->n_views) return NULL;
+        me = all + v;
+        fl_err_clear(&me->err);
+        me->rc = finalize_view(me->e, me->j, v, &me->err);
+    }
+}
+
+static bool distinct_tables(const job *j)
+{
+    for (size_t a = 0; a < j->n_views; a++)
+        for (size_t b = a + 1; b < j->n_views; b++)
+            if (!strcmp(j->tables[a], j->tables[b])) return false;
+    return true;
+}
+
+/* Each view's table gets its own commit, so views are independent: their finalizes
+ * (snapshot load, merge reads, commit) run on up to nth threads. Views sharing a table
+ * run one after another (concurrent commits to one table would only conflict). */
+static fin_arg *finalize_views(jobs_engine *e, job *j)
+{
+    fin_arg *fa = arena_calloc(j->a, j->n_views * sizeof *fa);
+    size_t next = 0;
+    for (size_t v = 0; v < j->n_views; v++) fa[v] = (fin_arg){.e = e, .j = j, .next = &next};
+    size_t n = distinct_tables(j) ? j->n_views : 1;
+    if (n > (size_t)e->nth) n = (size_t)e->nth;
+    pthread_t th[JOBS_MAX_FIN_THREADS];
+    size_t started = 0;
+    for (size_t i = 1; i < n && i < JOBS_MAX_FIN_THREADS; i++, started++)
+        if (pthread_create(&th[started], NULL, fin_worker, fa) != 0) break;
+    fin_worker(fa);
+    for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    return fa;
+}
+
 static void run_finalize(jobs_engine *e, job *j)
 {
     fl_err err;
@@ -740,9 +791,11 @@ static void run_finalize(jobs_engine *e, job *j)
     jw_arr_begin(&w);
     int rc = 0;
     arena *a = arena_new(0);
+    fin_arg *fa = j->lakehouse ? finalize_views(e, j) : NULL;
     for (size_t v = 0; v < j->n_views && rc == 0; v++) {
         if (j->lakehouse) {
-            rc = finalize_view(e, j, v, &err);
+            rc = fa[v].rc;
+            if (rc) err = fa[v].err;
             const char *t = j->tables[v];
             buf tn = BUF_INIT;
             if (j->has_dbx) dbx_view_table(&tn, j->dbx.table, j->names[v]);
