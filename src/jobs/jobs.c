@@ -678,7 +678,13 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
     rows_batch *b = w ? rows_batch_new(j->stage[v]) : NULL;
     for (int c = 0; w && c < j->K && rc == 0; c++) {
         const char *path = chunk_file(e, j, (int)v, c, a);
-        if (access(path, F_OK)) continue; /* empty chunk */
+        if (access(path, F_OK)) {
+            if (!j->rows[v * (size_t)j->K + (size_t)c]) continue; /* empty chunk */
+            /* rows were staged but their file is gone: never commit a silent loss */
+            fl_err_set(err, 500, "", "staging file of chunk %d is missing: %s", c, path);
+            rc = -1;
+            break;
+        }
         buf stats = BUF_INIT, sp = BUF_INIT;
         buf_printf(&sp, "%s.stats", path);
         bool have = buf_read_file(&stats, sp.p) == 0;

@@ -259,8 +259,9 @@ def test_cancel(fhir_server_factory, tmp_path):
     assert param(m, "status")[0]["valueCode"] == "cancelled"
 
 
-def test_kill9_resume(fhir_server_factory):
-    srv = fhir_server_factory()
+def kill9_mid_export(srv, between=None):
+    """Kicks off a 12-chunk export of 400 patients, kill -9s the server when some but not
+    all chunks are done, runs between() while it is down, restarts. -> (job, done, total)"""
     put(srv, VIEW)
     load_patients(srv, 400)
     srv.stop()
@@ -282,9 +283,17 @@ def test_kill9_resume(fhir_server_factory):
         # writes after W must not show up in the resumed export
         put(srv, patient("late", "male", "2000-01-01", "Late", "Writer"))
         srv.kill9()
+        if between:
+            between()
         srv.start()
     finally:
         del os.environ["FHIRLAKE_EXPORT_CHUNK_DELAY_MS"]
+    return job, done, total
+
+
+def test_kill9_resume(fhir_server_factory):
+    srv = fhir_server_factory()
+    job, done, total = kill9_mid_export(srv)
     assert "resuming" in srv.log()
     m = wait_done(srv.url(f"ViewDefinition/$viewdefinition-export/status/{job}"), timeout=90)
     assert param(m, "status")[0]["valueCode"] == "completed"
@@ -300,6 +309,27 @@ def test_kill9_resume(fhir_server_factory):
     srv.restart()
     m2 = requests.get(srv.url(f"ViewDefinition/$viewdefinition-export/status/{job}")).json()
     assert param(m2, "status")[0]["valueCode"] == "completed"
+
+
+def test_lost_staging_file_fails_the_export(fhir_server_factory):
+    """A chunk recorded as done whose staged rows vanished (e.g. a disk lost them) must
+    fail the export with a clear error, never commit a table missing those rows."""
+    srv = fhir_server_factory()
+    staged = []
+
+    def lose_staging():
+        for d, _, files in os.walk(os.path.join(srv.data_dir, "exports")):
+            for f in files:
+                if f.endswith(".parquet"):
+                    staged.append(f)
+                    os.unlink(os.path.join(d, f))
+
+    job, _, _ = kill9_mid_export(srv, lose_staging)
+    assert staged, "no staging file was written before the kill"
+    m = wait_done(srv.url(f"ViewDefinition/$viewdefinition-export/status/{job}"), timeout=90)
+    assert param(m, "status")[0]["valueCode"] == "failed"
+    assert "staging file of chunk" in json.dumps(m)
+    assert not os.path.exists(os.path.join(srv.data_dir, "lake", "patient_flat", "_delta_log"))
 
 
 def micros(ts):
