@@ -46,19 +46,32 @@ typedef struct delta_field {
     int precision, scale;  /* decimal only */
 } delta_field;
 
+/* A deletion vector descriptor (PROTOCOL.md "Deletion Vectors"): the rows of a data file
+ * that are logically deleted. storage 0 = the file has none. */
+typedef struct delta_dv {
+    char storage;          /* 'u' (file under the table, named by a Z85 uuid), 'i' (inline,
+                            * Z85 bytes) or 'p' (absolute path); 0 = none */
+    char *path_or_inline;
+    int64_t offset;        /* of the DV in its file ('u'/'p'); -1 when absent */
+    int64_t size;          /* sizeInBytes: the serialized bitmap, before any Z85 */
+    int64_t cardinality;   /* rows it deletes */
+} delta_dv;
+
 typedef struct delta_add {
     char *path;        /* as in the log (URI-encoded, relative to the table root) */
     int64_t size;
     int64_t mtime;
     char *stats;       /* stats JSON text or NULL */
     char *pv;          /* partitionValues JSON text ("{}" when unpartitioned) */
-    bool has_dv;       /* carries a deletion vector */
+    bool has_dv;       /* carries a deletion vector (dv) */
+    delta_dv dv;
 } delta_add;
 
 typedef struct delta_remove {
     char *path;
     int64_t deletion_ts;
     int64_t size;
+    delta_dv dv;       /* the DV of the logical file removed (storage 0: none) */
 } delta_remove;
 
 typedef struct delta_app_txn {
@@ -155,6 +168,46 @@ int delta_checkpoint_write(objstore *s, const delta_snapshot *snap, fl_err *err)
  * Directories (partitions) are left alone. *deleted counts them (dry_run: would delete). */
 int delta_vacuum(objstore *s, const delta_snapshot *snap, int64_t retention_ms, bool dry_run,
                  int64_t *deleted, fl_err *err);
+
+/* ---- deletion vectors (delta_dv.c) ----
+ * Bitmap: the RoaringBitmapArray "portable" format (magic 1681511377 LE, then the 64-bit
+ * roaring portable format: bucket count, then per bucket its high 32 bits and a 32-bit
+ * roaring bitmap). File ('u' storage): a version byte 1, then per DV a big-endian size,
+ * the bitmap and a big-endian CRC-32 of the bitmap; the descriptor's offset names the
+ * size field. Positions are 0-based row indexes in the data file, sorted, unique. */
+void delta_dv_encode(const uint64_t *pos, size_t n, buf *out);
+/* Decodes a bitmap into malloc'd sorted positions. -1 with err (422) if malformed. */
+int delta_dv_decode(const unsigned char *p, size_t len, uint64_t **pos, size_t *n,
+                    fl_err *err);
+/* Z85 (ZeroMQ base85): n must be a multiple of 4 (encode; out holds 5n/4+1) or of 5
+ * (decode; out holds 4n/5). Decode returns -1 on a character outside the alphabet. */
+void delta_z85_encode(const unsigned char *in, size_t n, char *out);
+int delta_z85_decode(const char *in, size_t n, unsigned char *out);
+/* Store key of a 'u' DV file ("[prefix/]deletion_vector_<uuid>.bin", malloc'd), or NULL
+ * for other storage types or a malformed descriptor. */
+char *delta_dv_key(const delta_dv *dv);
+/* Whole DV files read so far by delta_dv_read (one entry: a commit's DVs share a file). */
+typedef struct delta_dv_cache {
+    char *key;
+    buf data;
+} delta_dv_cache;
+void delta_dv_cache_free(delta_dv_cache *c);
+/* The positions a descriptor deletes ('u' or 'i'; 'p' is refused with 422), checked
+ * against its size, CRC and cardinality. storage 0 gives none. cache may be NULL. */
+int delta_dv_read(objstore *os, const delta_dv *dv, delta_dv_cache *cache, uint64_t **pos,
+                  size_t *n, fl_err *err);
+/* A new DV file under the table: DVs are appended in memory, then put in one go. */
+typedef struct delta_dv_file {
+    char key[64];          /* deletion_vector_<uuid>.bin */
+    char z85[21];          /* pathOrInlineDv of its descriptors */
+    buf data;
+    size_t n_dvs;
+} delta_dv_file;
+void delta_dv_file_init(delta_dv_file *f);
+/* Appends a DV; *out describes it (path_or_inline points into f). */
+void delta_dv_file_add(delta_dv_file *f, const uint64_t *pos, size_t n, delta_dv *out);
+int delta_dv_file_put(objstore *os, delta_dv_file *f, fl_err *err);
+void delta_dv_file_free(delta_dv_file *f);
 
 /* ---- helpers ---- */
 /* Percent-decodes a log path into a store key (malloc'd). */
