@@ -5,15 +5,18 @@
  *    "_delta_log/": commits "%020lld.json" (one JSON action per line), classic single-file
  *    checkpoints "%020lld.checkpoint.parquet" and "_last_checkpoint".
  *  - delta_snapshot_load() replays the log into a snapshot: protocol, metaData (schema),
- *    live files (add minus remove), tombstones and txn versions. A path with no commit
+ *    live files (add minus remove; a logical file is its path plus its deletion vector, so
+ *    remove(p, old DV) + add(p, new DV) leaves p live with the new DV in any order), tombstones
+ *    and txn versions, from JSON commits and classic checkpoints. A path with no commit
  *    gives version -1 (no table yet). Tables whose protocol or features we cannot honour
  *    are refused (status 422) with a message naming the feature; `for_write` also checks
  *    the writer side (appendOnly, invariants, CHECK constraints, generated/identity
- *    columns, column mapping, deletion vectors, ...).
+ *    columns, column mapping, ...). The deletionVectors feature is supported (DVs stored
+ *    'u' and 'i'); whoever reads data files must drop the rows delta_dv_read names.
  *  - delta_txn is one optimistic transaction: actions are collected, then commit writes
  *    version read+1 with put-if-absent. If another writer won that version, its actions
  *    are read and checked as PROTOCOL.md prescribes: a conflict (409) if it changed the
- *    protocol or metadata, removed a file we remove, committed the same txn appId, or
+ *    protocol or metadata, removed a file we remove (also: gave it a new DV), committed the same txn appId, or
  *    added files that may hold rows our operation read (key range for merge, anything
  *    for overwrite); otherwise we retry at the next version. Blind appends never conflict.
  *  - A txn carrying (appId, version) whose version the table already holds is skipped:
@@ -142,10 +145,19 @@ typedef enum { DELTA_READ_NONE, DELTA_READ_KEYS, DELTA_READ_ALL } delta_read_kin
 /* snap may be a version -1 snapshot (creating the table). */
 delta_txn *delta_txn_begin(objstore *s, const delta_snapshot *snap);
 void delta_txn_protocol(delta_txn *tx, int min_reader, int min_writer);
+/* Lists a table feature in the protocol action (reader features need reader version 3,
+ * writer features writer version 7); reader features are listed as writer ones too. */
+void delta_txn_feature(delta_txn *tx, const char *name, bool reader);
+/* Sets a table property in the metaData action (needs delta_txn_metadata). */
+void delta_txn_config(delta_txn *tx, const char *key, const char *value);
 /* New metaData: schema_string replaces the table's; on create a fresh id is made. */
 void delta_txn_metadata(delta_txn *tx, const char *schema_string);
 void delta_txn_add(delta_txn *tx, const char *path, int64_t size, int64_t mtime,
                    const char *stats, bool data_change);
+/* ... with a deletion vector (dv NULL or storage 0: none). */
+void delta_txn_add_dv(delta_txn *tx, const char *path, int64_t size, int64_t mtime,
+                      const char *stats, bool data_change, const delta_dv *dv);
+/* Removes the logical file f: its path and, when it has one, its DV. */
 void delta_txn_remove(delta_txn *tx, const delta_add *f, bool data_change);
 void delta_txn_app(delta_txn *tx, const char *app_id, int64_t version);
 /* operation for commitInfo ("WRITE", "MERGE", "CREATE TABLE"), params a JSON object. */
@@ -163,8 +175,9 @@ void delta_txn_free(delta_txn *tx);
 int delta_checkpoint_write(objstore *s, const delta_snapshot *snap, fl_err *err);
 
 /* ---- vacuum ---- */
-/* Deletes top-level data files (and stale Parquet staging files) that are not live, not
- * removed by a tombstone younger than retention_ms, and older than retention_ms themselves.
+/* Deletes top-level data files (and stale Parquet staging files) and deletion vector files
+ * that are not live (named by a live add), not removed by (or named by) a tombstone
+ * younger than retention_ms, and older than retention_ms themselves.
  * Directories (partitions) are left alone. *deleted counts them (dry_run: would delete). */
 int delta_vacuum(objstore *s, const delta_snapshot *snap, int64_t retention_ms, bool dry_run,
                  int64_t *deleted, fl_err *err);
