@@ -21,7 +21,7 @@ import time
 import pytest
 import requests
 
-from delta_helpers import DELTATOOL, deltatool, norm_rows
+from delta_helpers import DELTATOOL, deltatool, norm_rows, rs_table
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 boto3 = pytest.importorskip("boto3")
@@ -64,7 +64,7 @@ def storage_options(s3):
 
 def read_rs(s3, url, key="id"):
     dt = deltalake.DeltaTable(url, storage_options=storage_options(s3))
-    return norm_rows(dt.to_pyarrow_table().to_pylist(), key)
+    return norm_rows(rs_table(dt).to_pylist(), key)
 
 
 def keys(s3, prefix):
@@ -155,7 +155,7 @@ def test_large_file_goes_by_multipart_upload(s3, tmp_path):
     assert head["ContentLength"] > 32 << 20
     assert "-" in head["ETag"]   # multipart ETags are "<md5>-<parts>"
     dt = deltalake.DeltaTable(url, storage_options=storage_options(s3))
-    t = dt.to_pyarrow_table(columns=["id"])
+    t = rs_table(dt, columns=["id"])
     assert t.num_rows == 26000
 
 
