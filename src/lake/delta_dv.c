@@ -230,7 +230,7 @@ int delta_dv_decode(const unsigned char *p, size_t len, uint64_t **pos, size_t *
         fl_err_set(err, 422, "deletionVector", "malformed deletion vector bitmap");
         return -1;
     }
-    qsort(r.out, r.n, sizeof *r.out, cmp_u64);  /* buckets/containers may come unsorted */
+    if (r.n) qsort(r.out, r.n, sizeof *r.out, cmp_u64);  /* buckets may come unsorted */
     *pos = r.out;
     *n = r.n;
     return 0;
