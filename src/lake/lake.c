@@ -75,6 +75,9 @@ void lake_options_init(lake_options *o)
     o->mode = LAKE_MERGE;
     o->codec = PQ_SNAPPY;
     o->file_bytes = (size_t)128 << 20;
+    /* operators whose readers cannot read deletion vectors turn them off for every writer */
+    const char *dv = getenv("FHIRLAKE_DELETION_VECTORS");
+    o->copy_on_write = dv && (!strcmp(dv, "off") || !strcmp(dv, "0") || !strcmp(dv, "false"));
 }
 
 /* ---- key set ---- */

@@ -35,6 +35,8 @@
  *    file is deleted before the retry re-reads the winner's DVs.
  *  - New tables: protocol reader 3 / writer 7 with the deletionVectors feature and
  *    delta.enableDeletionVectors = true (copy_on_write: reader 1 / writer 2).
+ *    lake_options_init() sets copy_on_write when the environment has
+ *    FHIRLAKE_DELETION_VECTORS=off (or 0/false): for readers without DV support.
  */
 #ifndef FL_LAKE_H
 #define FL_LAKE_H

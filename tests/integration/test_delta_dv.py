@@ -214,6 +214,18 @@ def test_copy_on_write_tables_stay_copy_on_write(tmp_path):
     assert dv_files(t) == [] and read_rs(t) == expect({"a": 10, "b": 2})
 
 
+def test_env_turns_deletion_vectors_off(tmp_path):
+    t = str(tmp_path / "t")
+    env = dict(os.environ, FHIRLAKE_DELETION_VECTORS="off")
+    for rows in ([{"id": "a", "n": 1}, {"id": "b", "n": 2}], [{"id": "a", "n": 5}]):
+        p = subprocess.run([DELTATOOL, "write", t, "--schema", SCHEMA, "--mode", "merge"],
+                           input="".join(json.dumps(r) + "\n" for r in rows), env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+    assert snapshot(t)["protocol"] == {"minReaderVersion": 1, "minWriterVersion": 2}
+    assert dv_files(t) == [] and read_rs(t) == expect({"a": 5, "b": 2})
+
+
 def test_duckdb_reads_dv_table(tmp_path):
     duckdb = pytest.importorskip("duckdb")
     con = duckdb.connect()
