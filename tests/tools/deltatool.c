@@ -135,7 +135,7 @@ static int cmd_write(const char *table, int argc, char **argv)
     const char *codec = arg(argc, argv, "--codec");
     if (codec && pq_codec_parse(codec, &o.codec) != 0) return 2;
     o.delete_absent = flag(argc, argv, "--delete-absent");
-    o.copy_on_write = flag(argc, argv, "--copy-on-write");
+    if (flag(argc, argv, "--copy-on-write")) o.copy_on_write = true;   /* else: the env default */
     o.app_id = arg(argc, argv, "--app");
     const char *av = arg(argc, argv, "--app-version");
     o.app_version = av ? atoll(av) : 0;
