@@ -5,9 +5,9 @@
  *    "_delta_log/": commits "%020lld.json" (one JSON action per line), classic single-file
  *    checkpoints "%020lld.checkpoint.parquet" and "_last_checkpoint".
  *  - delta_snapshot_load() replays the log into a snapshot: protocol, metaData (schema),
- *    live files (add minus remove; a logical file is its path plus its deletion vector, so
- *    remove(p, old DV) + add(p, new DV) leaves p live with the new DV in any order), tombstones
- *    and txn versions, from JSON commits and classic checkpoints. A path with no commit
+ *    live files (add minus remove; a logical file is its path plus its deletion vector,
+ *    so remove(p, old DV) + add(p, new DV) leaves p live with the new DV in any order),
+ *    tombstones and txn versions, from JSON commits and classic checkpoints. A path with no commit
  *    gives version -1 (no table yet). Tables whose protocol or features we cannot honour
  *    are refused (status 422) with a message naming the feature; `for_write` also checks
  *    the writer side (appendOnly, invariants, CHECK constraints, generated/identity
@@ -16,9 +16,10 @@
  *  - delta_txn is one optimistic transaction: actions are collected, then commit writes
  *    version read+1 with put-if-absent. If another writer won that version, its actions
  *    are read and checked as PROTOCOL.md prescribes: a conflict (409) if it changed the
- *    protocol or metadata, removed a file we remove (also: gave it a new DV), committed the same txn appId, or
- *    added files that may hold rows our operation read (key range for merge, anything
- *    for overwrite); otherwise we retry at the next version. Blind appends never conflict.
+ *    protocol or metadata, removed a file we remove (also by giving it a new DV),
+ *    committed the same txn appId, or added files that may hold rows our operation read
+ *    (key range for merge, anything for overwrite); otherwise we retry at the next
+ *    version. Blind appends never conflict.
  *  - A txn carrying (appId, version) whose version the table already holds is skipped:
  *    commit returns DELTA_SKIPPED and writes nothing (idempotent retries).
  *  - Every 10th version (or the table's delta.checkpointInterval) the committer writes a

@@ -1,7 +1,8 @@
 /* delta_checkpoint.c: classic single-file Parquet checkpoints of the Delta log. Owns the
  * checkpoint schema (the same struct columns Spark writes: txn, add, remove, metaData,
- * protocol; add/remove carry deletionVector), writing a snapshot's actions as records through the generic Parquet layer,
- * _last_checkpoint, and replaying a checkpoint's records on load. */
+ * protocol; add/remove carry deletionVector), writing a snapshot's actions as records
+ * through the generic Parquet layer, _last_checkpoint, and replaying a checkpoint's
+ * records on load. */
 #include "delta_int.h"
 
 #include <inttypes.h>

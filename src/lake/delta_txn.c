@@ -275,7 +275,8 @@ static void write_metadata(const delta_txn *tx, buf *out)
     if (tx->config) {   /* new entries over the table's */
         char *text = arena_printf(a, "{%s}", tx->config);
         json_val *add = json_parse(a, text, strlen(text), NULL, &e);
-        if (!json_is(cfg, JSON_OBJECT)) json_obj_set(a, m, "configuration", cfg = json_new_object(a));
+        if (!json_is(cfg, JSON_OBJECT))
+            json_obj_set(a, m, "configuration", cfg = json_new_object(a));
         for (uint32_t i = 0; add && i < add->len; i++)
             json_obj_set(a, cfg, add->u.o[i].key, &add->u.o[i].val);
     }

@@ -8,8 +8,9 @@
  *  - lake_write() streams batches into Parquet data files (cut at file_bytes / file_rows);
  *    memory stays bounded by one row group per thread plus, for merge, the set of
  *    incoming keys (and, with deletion vectors, the deleted row positions of one file
- *    plus the commit's DV file). With threads > 1 each big batch is split into row ranges written to
- *    `threads` files at once; lake_write returns when all are done (b may then be reused).
+ *    plus the commit's DV file). With threads > 1 each big batch is split into row
+ *    ranges written to `threads` files at once; lake_write returns when all are done (b
+ *    may then be reused).
  *    Every row gets is_deleted = 0 unless the batch carries that column itself.
  *  - lake_commit() makes it all visible in one Delta commit:
  *      append    add the new files;

@@ -259,7 +259,8 @@ static void put_row(buf *out, const rows_batch *b, size_t r)
         jw_key(&j, f->name);
         if (f->list) {
             jw_arr_begin(&j);
-            for (size_t k = col->offs[r]; k < col->offs[r + 1]; k++) put_value(&j, b, c, &col->vals[k]);
+            for (size_t k = col->offs[r]; k < col->offs[r + 1]; k++)
+                put_value(&j, b, c, &col->vals[k]);
             jw_arr_end(&j);
         } else if (rows_is_null(b, c, r)) jw_null(&j);
         else put_value(&j, b, c, rows_get(b, c, r));
@@ -308,7 +309,8 @@ static int cmd_read(const char *table)
     delta_snapshot *s = delta_snapshot_load(os, -1, false, &err);
     int rc = s ? 0 : -1;
     delta_dv_cache cache = {0};
-    for (size_t i = 0; rc == 0 && i < s->n_files; i++) rc = read_file(os, &s->files[i], &cache, &err);
+    for (size_t i = 0; rc == 0 && i < s->n_files; i++)
+        rc = read_file(os, &s->files[i], &cache, &err);
     delta_dv_cache_free(&cache);
     if (rc) fail(&err);
     delta_snapshot_free(s);
