@@ -97,6 +97,9 @@ def test_write_merge_checkpoint_read_by_delta_rs(s3):
     log = [k for k in keys(s3, prefix + "/_delta_log/")]
     assert prefix + "/_delta_log/00000000000000000001.checkpoint.parquet" in log
     assert prefix + "/_delta_log/_last_checkpoint" in log
+    # the merge of "a" deleted its old row with a deletion vector stored in the bucket
+    assert list(snap["dv_cardinality"].values()) == [1]
+    assert any(k.startswith(prefix + "/deletion_vector_") for k in keys(s3, prefix + "/"))
 
 
 def test_concurrent_writers_commit_at_distinct_versions(s3):
