@@ -161,6 +161,24 @@ def test_spark_dv_table_fhirlake_merges(spark, tmp_path):
     assert read_ours(t) == expect(want) == read_spark(spark, t)
 
 
+def test_spark_merges_into_our_dv_table(spark, tmp_path):
+    """Spark writes into a table fhirlake created (its protocol and DVs), fhirlake goes on."""
+    t = str(tmp_path / "t")
+    want = base_table(t, n=40, rows_per_file=20)
+    merge(t, {"k001": 101})
+    want["k001"] = 101
+    src = spark.createDataFrame([("k002", 102, 0), ("k001", 201, 0), ("k500", 500, 0)],
+                                "id string, n bigint, is_deleted int")
+    src.createOrReplaceTempView("src2")
+    spark.sql(f"MERGE INTO delta.`{t}` AS t USING src2 AS s ON t.id = s.id "
+              "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
+    want |= {"k002": 102, "k001": 201, "k500": 500}
+    assert read_ours(t) == expect(want) == read_spark(spark, t)
+    merge(t, {"k003": 303, "k002": 402})
+    want |= {"k003": 303, "k002": 402}
+    assert read_ours(t) == expect(want) == read_spark(spark, t) == read_rs(t)
+
+
 def test_concurrent_merges_no_lost_update(tmp_path):
     t = str(tmp_path / "t")
     want = base_table(t, n=100, rows_per_file=100)            # one file: every merge touches it
