@@ -1,7 +1,8 @@
 /* delta_checkpoint.c: classic single-file Parquet checkpoints of the Delta log. Owns the
  * checkpoint schema (the same struct columns Spark writes: txn, add, remove, metaData,
- * protocol), writing a snapshot's actions as records through the generic Parquet layer,
- * _last_checkpoint, and replaying a checkpoint's records on load. */
+ * protocol; add/remove carry deletionVector), writing a snapshot's actions as records
+ * through the generic Parquet layer, _last_checkpoint, and replaying a checkpoint's
+ * records on load. */
 #include "delta_int.h"
 
 #include <inttypes.h>
@@ -12,6 +13,10 @@
 #define STR_MAP(n)                                                                     \
     "optional group " n " (MAP) { repeated group key_value { required binary key (STRING); " \
     "optional binary value (STRING); } } "
+#define DV_STRUCT                                                                        \
+    "optional group deletionVector { optional binary storageType (STRING); "              \
+    "optional binary pathOrInlineDv (STRING); optional int32 offset; "                    \
+    "optional int32 sizeInBytes; optional int64 cardinality; } "
 #define STR_LIST(n) \
     "optional group " n " (LIST) { repeated group list { optional binary element (STRING); } } "
 
@@ -21,10 +26,10 @@ static const char CHECKPOINT_SCHEMA[] =
     "optional int64 lastUpdated; } "
     "optional group add { optional binary path (STRING); " STR_MAP("partitionValues")
     "optional int64 size; optional int64 modificationTime; optional boolean dataChange; "
-    "optional binary stats (STRING); " STR_MAP("tags") "} "
+    "optional binary stats (STRING); " STR_MAP("tags") DV_STRUCT "} "
     "optional group remove { optional binary path (STRING); optional int64 deletionTimestamp; "
     "optional boolean dataChange; optional boolean extendedFileMetadata; "
-    STR_MAP("partitionValues") "optional int64 size; } "
+    STR_MAP("partitionValues") "optional int64 size; " DV_STRUCT "} "
     "optional group metaData { optional binary id (STRING); optional binary name (STRING); "
     "optional binary description (STRING); optional group format { optional binary provider "
     "(STRING); " STR_MAP("options") "} optional binary schemaString (STRING); "
@@ -98,6 +103,20 @@ static json_val *protocol_record(arena *a, const delta_snapshot *s)
     return wrap(a, "protocol", out);
 }
 
+/* The deletionVector struct of an add/remove record (nothing when the file has none). */
+static void dv_member(arena *a, json_val *o, const delta_dv *dv)
+{
+    if (!dv->storage) return;
+    char st[2] = {dv->storage, 0};
+    json_val *d = json_new_object(a);
+    json_obj_set(a, d, "storageType", str(a, st));
+    json_obj_set(a, d, "pathOrInlineDv", str(a, dv->path_or_inline ? dv->path_or_inline : ""));
+    if (dv->offset >= 0) json_obj_set(a, d, "offset", num(a, dv->offset));
+    json_obj_set(a, d, "sizeInBytes", num(a, dv->size));
+    json_obj_set(a, d, "cardinality", num(a, dv->cardinality));
+    json_obj_set(a, o, "deletionVector", d);
+}
+
 static json_val *add_record(arena *a, const delta_add *f)
 {
     json_val *o = json_new_object(a);
@@ -108,6 +127,7 @@ static json_val *add_record(arena *a, const delta_add *f)
     json_val dc = {.type = JSON_FALSE};
     json_obj_set(a, o, "dataChange", &dc);
     if (f->stats) json_obj_set(a, o, "stats", str(a, f->stats));
+    dv_member(a, o, &f->dv);
     return wrap(a, "add", o);
 }
 
@@ -121,6 +141,7 @@ static json_val *remove_record(arena *a, const delta_remove *r)
     json_obj_set(a, o, "extendedFileMetadata", &t);
     json_obj_set(a, o, "partitionValues", json_new_object(a));
     json_obj_set(a, o, "size", num(a, r->size));
+    dv_member(a, o, &r->dv);
     return wrap(a, "remove", o);
 }
 

@@ -102,6 +102,36 @@ static void grow(void **p, size_t *cap, size_t n, size_t elem)
     if (!*p) abort();
 }
 
+/* Parses an action's deletionVector (absent or null: storage 0). */
+static void parse_dv(arena *a, const json_val *act, delta_dv *dv)
+{
+    memset(dv, 0, sizeof *dv);
+    dv->offset = -1;
+    json_val *v = json_get(act, "deletionVector");
+    const char *st = json_is(v, JSON_OBJECT) ? json_get_str(v, "storageType") : NULL;
+    if (!st || !*st) return;
+    dv->storage = st[0];
+    dv->path_or_inline = dup_str(a, json_get(v, "pathOrInlineDv"));
+    dv->offset = get_i64(v, "offset", -1);
+    dv->size = get_i64(v, "sizeInBytes", 0);
+    dv->cardinality = get_i64(v, "cardinality", -1);
+}
+
+/* A logical file is (path, DV uniqueId): the tombstone map's key (arena-owned). */
+static const char *logical_key(arena *a, const char *path, const delta_dv *dv)
+{
+    if (!dv->storage) return path;
+    return arena_printf(a, "%s\x01%c%s@%" PRId64, path, dv->storage,
+                        dv->path_or_inline ? dv->path_or_inline : "", dv->offset);
+}
+
+static bool same_dv(const delta_dv *a, const delta_dv *b)
+{
+    if (a->storage != b->storage) return false;
+    return !a->storage || (a->offset == b->offset && a->path_or_inline && b->path_or_inline &&
+                           !strcmp(a->path_or_inline, b->path_or_inline));
+}
+
 static void drop_tombstone(delta_replay *r, const char *path)
 {
     size_t *slot = smap_slot(&r->removes, path, false);
@@ -134,9 +164,9 @@ static int apply_add(delta_replay *r, const json_val *a, fl_err *err)
     f->stats = dup_str(s->mem, json_get(a, "stats"));
     json_val *pv = json_get(a, "partitionValues");
     f->pv = pv && pv->type == JSON_OBJECT ? json_text(s->mem, pv) : arena_strdup(s->mem, "{}");
-    json_val *dv = json_get(a, "deletionVector");
-    f->has_dv = dv && dv->type != JSON_NULL;
-    drop_tombstone(r, path);
+    parse_dv(s->mem, a, &f->dv);
+    f->has_dv = f->dv.storage != 0;
+    drop_tombstone(r, logical_key(s->mem, path, &f->dv));
     return 0;
 }
 
@@ -149,20 +179,26 @@ static int apply_remove(delta_replay *r, const json_val *a, fl_err *err)
                    r->version);
         return -1;
     }
+    delta_dv dv;
+    parse_dv(s->mem, a, &dv);
     size_t *slot = smap_slot(&r->files, path, false);
-    if (slot && *slot != GONE) {
+    /* Only the same logical file goes: a remove of (path, old DV) next to an add of
+     * (path, new DV) in one commit leaves the new one live, whatever their order. */
+    if (slot && *slot != GONE && same_dv(&s->files[*slot].dv, &dv)) {
         s->files[*slot].path = NULL;  /* compacted after replay */
         *slot = GONE;
     }
-    size_t *rs = smap_slot(&r->removes, path, false);
+    const char *lk = logical_key(s->mem, path, &dv);
+    size_t *rs = smap_slot(&r->removes, lk, false);
     delta_remove *t;
     if (rs && *rs != GONE) t = &s->removes[*rs];
     else {
         grow((void **)&s->removes, &r->cap_removes, s->n_removes, sizeof *s->removes);
         t = &s->removes[s->n_removes];
         t->path = arena_strdup(s->mem, path);
-        *smap_slot(&r->removes, t->path, true) = s->n_removes++;
+        *smap_slot(&r->removes, lk == path ? t->path : lk, true) = s->n_removes++;
     }
+    t->dv = dv;
     t->deletion_ts = get_i64(a, "deletionTimestamp", 0);
     t->size = get_i64(a, "size", 0);
     return 0;
@@ -294,7 +330,7 @@ static bool column_mapping_on(const delta_snapshot *s)
 static int check_readable(const delta_snapshot *s, fl_err *err)
 {
     static const char *ok_reader[] = {"columnMapping", "timestampNtz", "vacuumProtocolCheck",
-                                      NULL};
+                                      "deletionVectors", NULL};
     if (s->min_reader > 3) {
         fl_err_set(err, 422, "protocol.minReaderVersion",
                    "table needs reader version %d; fhirlake reads up to 3", s->min_reader);
@@ -317,10 +353,10 @@ static int check_readable(const delta_snapshot *s, fl_err *err)
                    mode ? mode : "?");
         return -1;
     }
-    for (size_t i = 0; i < s->n_files; i++)
-        if (s->files[i].has_dv) {
-            fl_err_set(err, 422, s->files[i].path,
-                       "table has deletion vectors, which fhirlake does not support");
+    for (size_t i = 0; i < s->n_files; i++)  /* we read 'u' and 'i' DVs, not 'p' */
+        if (s->files[i].has_dv && s->files[i].dv.storage != 'u' && s->files[i].dv.storage != 'i') {
+            fl_err_set(err, 422, s->files[i].path, "deletion vector storage type '%c' is not "
+                       "supported", s->files[i].dv.storage);
             return -1;
         }
     return 0;
@@ -343,7 +379,7 @@ int delta_check_writable(const delta_snapshot *s, bool removes, fl_err *err)
     static const char *ok_writer[] = {"appendOnly", "invariants", "checkConstraints",
                                       "changeDataFeed", "generatedColumns", "columnMapping",
                                       "identityColumns", "timestampNtz", "vacuumProtocolCheck",
-                                      NULL};
+                                      "deletionVectors", NULL};
     if (s->version < 0) return 0;
     if (s->min_writer > 7) return refuse_writer(err, "protocol.minWriterVersion",
                                                 "writer version above 7");

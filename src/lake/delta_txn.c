@@ -17,6 +17,8 @@ struct delta_txn {
     const delta_snapshot *snap;
     arena *mem;
     int min_reader, min_writer;     /* 0 = no protocol action */
+    char *reader_features, *writer_features;  /* JSON array bodies ("\"a\",\"b\""), or NULL */
+    char *config;                   /* JSON object body of new configuration entries */
     char *schema_string;            /* NULL = no metaData action */
     char *app_id;
     int64_t app_version;
@@ -58,13 +60,66 @@ void delta_txn_protocol(delta_txn *tx, int min_reader, int min_writer)
     tx->min_writer = min_writer;
 }
 
+static char *append_item(arena *a, const char *list, const char *item)
+{
+    return list ? arena_printf(a, "%s,%s", list, item) : arena_strdup(a, item);
+}
+
+void delta_txn_feature(delta_txn *tx, const char *name, bool reader)
+{
+    buf b = BUF_INIT;
+    jw w;
+    jw_init(&w, &b);
+    jw_str(&w, name);
+    if (reader) tx->reader_features = append_item(tx->mem, tx->reader_features, b.p);
+    tx->writer_features = append_item(tx->mem, tx->writer_features, b.p);
+    buf_free(&b);
+}
+
+void delta_txn_config(delta_txn *tx, const char *key, const char *value)
+{
+    buf b = BUF_INIT;
+    jw w;
+    jw_init(&w, &b);
+    jw_key(&w, key);
+    jw_str(&w, value);
+    tx->config = append_item(tx->mem, tx->config, b.p);
+    buf_free(&b);
+}
+
 void delta_txn_metadata(delta_txn *tx, const char *schema_string)
 {
     tx->schema_string = arena_strdup(tx->mem, schema_string);
 }
 
+static void dv_json(jw *w, const delta_dv *dv)
+{
+    char st[2] = {dv->storage, 0};
+    jw_key(w, "deletionVector");
+    jw_obj_begin(w);
+    jw_key(w, "storageType");
+    jw_str(w, st);
+    jw_key(w, "pathOrInlineDv");
+    jw_str(w, dv->path_or_inline ? dv->path_or_inline : "");
+    if (dv->offset >= 0) {
+        jw_key(w, "offset");
+        jw_int(w, dv->offset);
+    }
+    jw_key(w, "sizeInBytes");
+    jw_int(w, dv->size);
+    jw_key(w, "cardinality");
+    jw_int(w, dv->cardinality);
+    jw_obj_end(w);
+}
+
 void delta_txn_add(delta_txn *tx, const char *path, int64_t size, int64_t mtime,
                    const char *stats, bool data_change)
+{
+    delta_txn_add_dv(tx, path, size, mtime, stats, data_change, NULL);
+}
+
+void delta_txn_add_dv(delta_txn *tx, const char *path, int64_t size, int64_t mtime,
+                      const char *stats, bool data_change, const delta_dv *dv)
 {
     jw w;
     jw_init(&w, &tx->adds);
@@ -86,6 +141,7 @@ void delta_txn_add(delta_txn *tx, const char *path, int64_t size, int64_t mtime,
         jw_key(&w, "stats");
         jw_str(&w, stats);
     }
+    if (dv && dv->storage) dv_json(&w, dv);
     jw_obj_end(&w);
     jw_obj_end(&w);
     buf_putc(&tx->adds, '\n');
@@ -111,6 +167,11 @@ void delta_txn_remove(delta_txn *tx, const delta_add *f, bool data_change)
     jw_raw(&w, f->pv ? f->pv : "{}", f->pv ? strlen(f->pv) : 2);
     jw_key(&w, "size");
     jw_int(&w, f->size);
+    if (f->stats && f->dv.storage) {   /* numRecords of a logical file with a DV */
+        jw_key(&w, "stats");
+        jw_str(&w, f->stats);
+    }
+    if (f->dv.storage) dv_json(&w, &f->dv);   /* the logical file: path and its DV */
     jw_obj_end(&w);
     jw_obj_end(&w);
     buf_putc(&tx->removes, '\n');
@@ -178,8 +239,15 @@ static void write_commit_info(const delta_txn *tx, buf *out)
 
 static void write_protocol(const delta_txn *tx, buf *out)
 {
-    buf_printf(out, "{\"protocol\":{\"minReaderVersion\":%d,\"minWriterVersion\":%d}}\n",
+    buf_printf(out, "{\"protocol\":{\"minReaderVersion\":%d,\"minWriterVersion\":%d",
                tx->min_reader, tx->min_writer);
+    if (tx->min_reader >= 3)
+        buf_printf(out, ",\"readerFeatures\":[%s]",
+                   tx->reader_features ? tx->reader_features : "");
+    if (tx->min_writer >= 7)
+        buf_printf(out, ",\"writerFeatures\":[%s]",
+                   tx->writer_features ? tx->writer_features : "");
+    buf_puts(out, "}}\n");
 }
 
 /* New metaData: the old one with schemaString replaced, or a fresh one on create. */
@@ -203,6 +271,15 @@ static void write_metadata(const delta_txn *tx, buf *out)
     }
     json_obj_set(a, m, "schemaString",
                  json_new_string(a, tx->schema_string, strlen(tx->schema_string)));
+    json_val *cfg = json_get(m, "configuration");
+    if (tx->config) {   /* new entries over the table's */
+        char *text = arena_printf(a, "{%s}", tx->config);
+        json_val *add = json_parse(a, text, strlen(text), NULL, &e);
+        if (!json_is(cfg, JSON_OBJECT))
+            json_obj_set(a, m, "configuration", cfg = json_new_object(a));
+        for (uint32_t i = 0; add && i < add->len; i++)
+            json_obj_set(a, cfg, add->u.o[i].key, &add->u.o[i].val);
+    }
     buf_puts(out, "{\"metaData\":");
     json_write(out, m, false);
     buf_puts(out, "}\n");

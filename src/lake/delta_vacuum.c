@@ -1,6 +1,8 @@
 /* delta_vacuum.c: removes data files no snapshot within the retention period needs: files
  * at the table's top level that are neither live nor removed by a tombstone younger than
- * the retention, and themselves older than it (so a writer's uncommitted files survive). */
+ * the retention, and themselves older than it (so a writer's uncommitted files survive).
+ * Deletion vector files (deletion_vector_*.bin) go by the same rule: kept while a live
+ * file or a young tombstone names them. */
 #include "delta.h"
 
 #include <stdlib.h>
@@ -14,12 +16,18 @@ static int cmp_str(const void *a, const void *b)
 /* Sorted store keys of the files some snapshot within the retention still reads. */
 static char **needed_keys(const delta_snapshot *s, int64_t horizon, size_t *n)
 {
-    char **k = malloc((s->n_files + s->n_removes + 1) * sizeof *k);
+    char **k = malloc((2 * (s->n_files + s->n_removes) + 1) * sizeof *k);
     if (!k) abort();
     *n = 0;
-    for (size_t i = 0; i < s->n_files; i++) k[(*n)++] = delta_path_key(s->files[i].path);
+    for (size_t i = 0; i < s->n_files; i++) {
+        k[(*n)++] = delta_path_key(s->files[i].path);
+        if ((k[*n] = delta_dv_key(&s->files[i].dv))) (*n)++;
+    }
     for (size_t i = 0; i < s->n_removes; i++)
-        if (s->removes[i].deletion_ts >= horizon) k[(*n)++] = delta_path_key(s->removes[i].path);
+        if (s->removes[i].deletion_ts >= horizon) {
+            k[(*n)++] = delta_path_key(s->removes[i].path);
+            if ((k[*n] = delta_dv_key(&s->removes[i].dv))) (*n)++;
+        }
     qsort(k, *n, sizeof *k, cmp_str);
     return k;
 }
@@ -40,7 +48,8 @@ int delta_vacuum(objstore *os, const delta_snapshot *s, int64_t retention_ms, bo
     for (size_t i = 0; rc == 0 && i < l.n; i++) {
         const objstore_entry *e = &l.e[i];
         if (!strcmp(e->key, "_delta_log") || e->mtime_ms >= horizon) continue;
-        if (!strstr(e->key, ".parquet")) continue;  /* data files and their staging files */
+        bool dv = !strncmp(e->key, "deletion_vector_", 16) && strstr(e->key, ".bin");
+        if (!dv && !strstr(e->key, ".parquet")) continue;  /* data files, staging files */
         if (bsearch(&e->key, keep, n, sizeof *keep, cmp_str)) continue;
         if (!dry_run && objstore_delete(os, e->key, err) != 0) rc = -1;
         else (*deleted)++;

@@ -58,6 +58,10 @@ struct lake_writer {
     size_t n_added, cap_added;
     added_file *rewritten;       /* rewrite outputs of the current attempt */
     size_t n_rewritten, cap_rewritten;
+    bool use_dv;                 /* this attempt merges by deletion vectors */
+    delta_dv_file dvf;           /* the attempt's DV file (dvf.n_dvs 0: none) */
+    bool dvf_put;                /* ... and it was written to the store */
+    delta_dv_cache dv_cache;     /* DV file last read (a commit's DVs share one file) */
     keyset keys;
     char **adopted_src;          /* adopted files whose keys are not read yet (merge) */
     size_t n_adopted_src;
@@ -76,6 +80,9 @@ void lake_options_init(lake_options *o)
     o->mode = LAKE_MERGE;
     o->codec = PQ_SNAPPY;
     o->file_bytes = (size_t)128 << 20;
+    /* operators whose readers cannot read deletion vectors turn them off for every writer */
+    const char *dv = getenv("FHIRLAKE_DELETION_VECTORS");
+    o->copy_on_write = dv && (!strcmp(dv, "off") || !strcmp(dv, "0") || !strcmp(dv, "false"));
 }
 
 /* ---- key set ---- */
@@ -672,7 +679,18 @@ typedef struct rewrite {
     char *pw_key;
     bool changed;
     int64_t kept;
+    const uint64_t *gone;    /* rows the file's DV deletes (sorted): never copied */
+    size_t n_gone, at_gone;
+    uint64_t row;            /* position in the file of the next row read */
 } rewrite;
+
+/* Is the next row of the file (position rw->row, then advanced) deleted by its DV? */
+static bool next_row_gone(rewrite *rw)
+{
+    uint64_t pos = rw->row++;
+    while (rw->at_gone < rw->n_gone && rw->gone[rw->at_gone] < pos) rw->at_gone++;
+    return rw->at_gone < rw->n_gone && rw->gone[rw->at_gone] == pos;
+}
 
 static int flush_out(rewrite *rw, fl_err *err)
 {
@@ -689,6 +707,7 @@ static void filter_rows(rewrite *rw)
 {
     const rows_batch *in = rw->in;
     for (size_t r = 0; r < in->n_rows; r++) {
+        if (next_row_gone(rw)) continue;
         bool has_key = !rows_is_null(in, (size_t)rw->key, r);
         rows_str k = has_key ? rows_get(in, (size_t)rw->key, r)->s : (rows_str){"", 0};
         if (has_key && keyset_has(&rw->w->keys, k.p, k.len)) {
@@ -708,22 +727,26 @@ static void filter_rows(rewrite *rw)
     }
 }
 
-/* Rewrites file f without the incoming keys. 0 = untouched, 1 = replaced, -1 = error. */
-static int rewrite_file(lake_writer *w, const delta_add *f, fl_err *err)
+/* Opens data file f for reading (remote store: fetched into the spool first). */
+static pq_reader *open_table_file(lake_writer *w, const delta_add *f, fl_err *err)
 {
     char *k = delta_path_key(f->path);
     char *path = store_path(w, k);
-    int frc = objstore_fetch(w->os, k, err);   /* remote store: into the spool first */
+    int frc = objstore_fetch(w->os, k, err);
     free(k);
-    if (frc != 0) {
-        free(path);
-        return -1;
-    }
-    pq_reader *r = pq_reader_open(path, err);
+    pq_reader *r = frc == 0 ? pq_reader_open(path, err) : NULL;
     free(path);
+    return r;
+}
+
+static int rewrite_rows(lake_writer *w, const delta_add *f, const uint64_t *gone, size_t n_gone,
+                        fl_err *err)
+{
+    pq_reader *r = open_table_file(w, f, err);
     if (!r) return -1;
     rewrite rw = {.w = w, .key = rows_schema_find(w->tab_schema, w->key_col),
-                  .del = rows_schema_find(w->tab_schema, DELTA_IS_DELETED)};
+                  .del = rows_schema_find(w->tab_schema, DELTA_IS_DELETED), .gone = gone,
+                  .n_gone = n_gone};
     rw.in = rows_batch_new(w->tab_schema);
     rw.out = rows_batch_new(w->tab_schema);
     int rc;
@@ -751,6 +774,160 @@ static int rewrite_file(lake_writer *w, const delta_add *f, fl_err *err)
     return 1;
 }
 
+/* Rewrites file f without the incoming keys (and without the rows its DV deletes).
+ * 0 = untouched, 1 = replaced, -1 = error. */
+static int rewrite_file(lake_writer *w, const delta_add *f, fl_err *err)
+{
+    uint64_t *gone = NULL;
+    size_t n_gone = 0;
+    if (delta_dv_read(w->os, &f->dv, &w->dv_cache, &gone, &n_gone, err) != 0) return -1;
+    int rc = rewrite_rows(w, f, gone, n_gone, err);
+    free(gone);
+    return rc;
+}
+
+
+/* ---- merge by deletion vectors ---- */
+/* Writers may add DVs only where the protocol lists the feature and the table enables it. */
+static bool table_uses_dv(const delta_snapshot *s)
+{
+    bool rd = false, wr = false;
+    for (size_t i = 0; s->min_reader >= 3 && i < s->n_reader_features; i++)
+        rd |= !strcmp(s->reader_features[i], "deletionVectors");
+    for (size_t i = 0; s->min_writer >= 7 && i < s->n_writer_features; i++)
+        wr |= !strcmp(s->writer_features[i], "deletionVectors");
+    const char *on = delta_config(s, "delta.enableDeletionVectors");
+    return rd && wr && on && !strcasecmp(on, "true");
+}
+
+typedef struct u64v {
+    uint64_t *p;
+    size_t n, cap;
+} u64v;
+
+static void u64_push(u64v *v, uint64_t x)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 256;
+        v->p = realloc(v->p, v->cap * sizeof *v->p);
+        if (!v->p) abort();
+    }
+    v->p[v->n++] = x;
+}
+
+/* Positions of the rows of f whose key is incoming and that `old` does not delete yet.
+ * Reads the key column only, a row group at a time. */
+static int scan_keys(lake_writer *w, const delta_add *f, const uint64_t *old, size_t n_old,
+                     u64v *hit, fl_err *err)
+{
+    pq_reader *r = open_table_file(w, f, err);
+    if (!r) return -1;
+    rows_schema *ks = rows_schema_new();
+    rows_schema_add(ks, w->key_col, ROWS_STRING, false);
+    rows_batch *b = rows_batch_new(ks);
+    uint64_t row = 0;
+    size_t at = 0;
+    int rc;
+    while ((rc = pq_read_batch(r, b, err)) == 1)
+        for (size_t i = 0; i < b->n_rows; i++, row++) {
+            if (rows_is_null(b, 0, i)) continue;
+            rows_str k = rows_get(b, 0, i)->s;
+            if (!keyset_has(&w->keys, k.p, k.len)) continue;
+            while (at < n_old && old[at] < row) at++;
+            if (at == n_old || old[at] != row) u64_push(hit, row);
+        }
+    pq_reader_close(r);
+    rows_batch_free(b);
+    rows_schema_free(ks);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Sorted union of two sorted, disjoint position lists (malloc'd). */
+static uint64_t *union_pos(const uint64_t *a, size_t na, const uint64_t *b, size_t nb)
+{
+    uint64_t *u = malloc((na + nb + 1) * sizeof *u);
+    if (!u) abort();
+    size_t i = 0, j = 0, k = 0;
+    while (i < na || j < nb) u[k++] = j == nb || (i < na && a[i] < b[j]) ? a[i++] : b[j++];
+    return u;
+}
+
+/* The add's stats with tightBounds false: min/max may now bound deleted rows too. */
+static char *wide_stats(const char *stats)
+{
+    arena *a = arena_new(0);
+    fl_err e = {0};
+    json_val *o = stats ? json_parse(a, stats, strlen(stats), NULL, &e) : NULL;
+    char *out = NULL;
+    if (json_is(o, JSON_OBJECT)) {
+        json_val no = {.type = JSON_FALSE};
+        json_obj_set(a, o, "tightBounds", &no);
+        buf b = BUF_INIT;
+        json_write(&b, o, false);
+        out = buf_detach(&b);
+    }
+    arena_free(a);
+    return out;
+}
+
+/* Deletes the incoming keys' rows of candidate f with a DV (old DV rows stay deleted):
+ * remove(f, old DV) + add(same path, size, stats, new DV); a file left with no live row is
+ * only removed. 0 = no incoming key in f, 1 = changed, -1 = error. */
+static int dv_merge_file(lake_writer *w, delta_txn *tx, const delta_add *f, int64_t nrec,
+                         fl_err *err)
+{
+    uint64_t *old = NULL;
+    size_t n_old = 0;
+    u64v hit = {0};
+    int rc = delta_dv_read(w->os, &f->dv, &w->dv_cache, &old, &n_old, err);
+    if (rc == 0) rc = scan_keys(w, f, old, n_old, &hit, err);
+    char *stats = rc == 0 && hit.n ? wide_stats(f->stats) : NULL;
+    if (stats) {
+        uint64_t *all = union_pos(old, n_old, hit.p, hit.n);
+        delta_txn_remove(tx, f, true);
+        if ((int64_t)(n_old + hit.n) >= nrec) w->res.files_removed++;
+        else {
+            delta_dv dv;
+            delta_dv_file_add(&w->dvf, all, n_old + hit.n, &dv);
+            delta_txn_add_dv(tx, f->path, f->size, f->mtime, stats, true, &dv);
+            w->res.files_dv++;
+        }
+        w->res.rows_deleted += (int64_t)hit.n;
+        free(all);
+        rc = 1;
+    } else if (rc == 0 && hit.n) {
+        fl_err_set(err, 422, f->path, "stats of %s are not a JSON object", f->path);
+        rc = -1;
+    }
+    free(stats);
+    free(old);
+    free(hit.p);
+    return rc;
+}
+
+/* Forgets the attempt's DV file; a failed attempt's file is deleted from the store. */
+static void drop_dv_file(lake_writer *w, bool delete)
+{
+    fl_err e = {0};
+    if (delete && w->dvf_put) objstore_delete(w->os, w->dvf.key, &e);
+    w->dvf_put = false;
+    delta_dv_file_free(&w->dvf);
+}
+
+/* One candidate file: by DV when the table allows it and the stats count the rows
+ * (PROTOCOL.md requires numRecords with a DV), else by rewrite. */
+static int merge_file(lake_writer *w, delta_txn *tx, const delta_add *f, fl_err *err)
+{
+    int64_t nrec = w->use_dv ? delta_stats_num_records(f) : -1;
+    if (nrec >= 0) return dv_merge_file(w, tx, f, nrec, err) < 0 ? -1 : 0;
+    int rc = rewrite_file(w, f, err);
+    if (rc == 1) {
+        delta_txn_remove(tx, f, true);
+        w->res.files_removed++;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 static void delete_files(lake_writer *w, added_file *files, size_t *n)
 {
     fl_err e = {0};
@@ -765,18 +942,20 @@ static void delete_files(lake_writer *w, added_file *files, size_t *n)
 /* Computes the key range and adds the merge's removes and rewrites to tx. */
 static int plan_merge(lake_writer *w, delta_txn *tx, arena *a, fl_err *err)
 {
+    drop_dv_file(w, true);
+    w->use_dv = !w->o.copy_on_write && !w->o.delete_absent && table_uses_dv(w->snap);
+    if (w->use_dv) delta_dv_file_init(&w->dvf);
     for (size_t i = 0; i < w->snap->n_files; i++) {
         const delta_add *f = &w->snap->files[i];
         const char *mn, *mx;
         if (!w->o.delete_absent && delta_stats_str_range(f, w->key_col, a, &mn, &mx) &&
             !keys_meet(w->sorted_keys, w->keys.n, mn, mx))
             continue;  /* stats prove no incoming key is in this file */
-        int rc = rewrite_file(w, f, err);
-        if (rc < 0) return -1;
-        if (rc == 1) {
-            delta_txn_remove(tx, f, true);
-            w->res.files_removed++;
-        }
+        if (merge_file(w, tx, f, err) != 0) return -1;
+    }
+    if (w->dvf.n_dvs) {   /* one DV file holds all of this attempt's DVs */
+        if (delta_dv_file_put(w->os, &w->dvf, err) != 0) return -1;
+        w->dvf_put = true;
     }
     for (size_t i = 0; i < w->n_rewritten; i++)
         delta_txn_add(tx, w->rewritten[i].key, w->rewritten[i].size, fl_now_micros() / 1000,
@@ -829,8 +1008,11 @@ static int attempt_commit(lake_writer *w, fl_err *err)
     arena *a = arena_new(0);
     buf params = BUF_INIT;
     int rc = 0;
-    if (w->creating) delta_txn_protocol(tx, 1, 2);
+    bool dv_table = w->creating && !w->o.copy_on_write;  /* new tables allow DVs */
+    if (w->creating) delta_txn_protocol(tx, dv_table ? 3 : 1, dv_table ? 7 : 2);
+    if (dv_table) delta_txn_feature(tx, "deletionVectors", true);
     if (w->new_schema_string) delta_txn_metadata(tx, w->new_schema_string);
+    if (dv_table) delta_txn_config(tx, "delta.enableDeletionVectors", "true");
     if (w->app_id) delta_txn_app(tx, w->app_id, w->o.app_version);
     delta_txn_operation(tx, w->o.mode == LAKE_MERGE ? "MERGE" : w->creating ? "CREATE TABLE AS SELECT" : "WRITE",
                         op_params(w, &params));
@@ -843,6 +1025,8 @@ static int attempt_commit(lake_writer *w, fl_err *err)
         else delta_txn_reads(tx, DELTA_READ_KEYS, w->key_col, w->min_key, w->max_key);
         w->res.files_removed = 0;
         w->res.rows_rewritten = 0;
+        w->res.files_dv = 0;
+        w->res.rows_deleted = 0;
         rc = plan_merge(w, tx, a, err);
     }
     for (size_t i = 0; rc == 0 && i < w->n_added; i++)
@@ -875,6 +1059,7 @@ static int commit_loop(lake_writer *w, fl_err *err)
         int rc = attempt_commit(w, err);
         if (rc == 0 || rc == DELTA_SKIPPED) return rc;
         delete_files(w, w->rewritten, &w->n_rewritten);
+        drop_dv_file(w, true);
         if (err->status != 409 || w->o.mode == LAKE_OVERWRITE || attempt >= MERGE_ATTEMPTS)
             return -1;
         /* A concurrent writer got in first: redo our reads on its snapshot, after a short
@@ -906,6 +1091,8 @@ int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
             w->res.skipped = true;
             rc = 0;
             delete_files(w, w->added, &w->n_added);
+            delete_files(w, w->rewritten, &w->n_rewritten);
+            drop_dv_file(w, true);
         } else if (rc != 0) delete_files(w, w->added, &w->n_added);
         w->res.files_added += (int64_t)w->n_rewritten;
     }
@@ -946,6 +1133,8 @@ void lake_abort(lake_writer *w)
         delete_files(w, w->added, &w->n_added);
         delete_files(w, w->rewritten, &w->n_rewritten);
     }
+    if (w->os) drop_dv_file(w, !w->committed);
+    delta_dv_cache_free(&w->dv_cache);
     free(w->added);
     free(w->rewritten);
     keyset_free(&w->keys);

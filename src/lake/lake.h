@@ -7,24 +7,37 @@
  *    a Delta table, and tables we cannot write (see delta_check_writable).
  *  - lake_write() streams batches into Parquet data files (cut at file_bytes / file_rows);
  *    memory stays bounded by one row group per thread plus, for merge, the set of
- *    incoming keys. With threads > 1 each big batch is split into row ranges written to
- *    `threads` files at once; lake_write returns when all are done (b may then be reused).
+ *    incoming keys (and, with deletion vectors, the deleted row positions of one file
+ *    plus the commit's DV file). With threads > 1 each big batch is split into row
+ *    ranges written to `threads` files at once; lake_write returns when all are done (b
+ *    may then be reused).
  *    Every row gets is_deleted = 0 unless the batch carries that column itself.
  *  - lake_commit() makes it all visible in one Delta commit:
  *      append    add the new files;
  *      overwrite remove every live file, add the new ones;
- *      merge     rows whose key is in the incoming data replace the old rows of that key:
- *                files whose key range (stats) meets the incoming keys are read, their
- *                other rows rewritten to new files, the old files removed; with
- *                delete_absent, old rows whose key is absent from the source are rewritten
- *                as tombstones (is_deleted = 1).
+ *      merge     rows whose key is in the incoming data replace the old rows of that key;
+ *                only files whose key range (stats) meets the incoming keys are read.
+ *                On a table that supports and enables deletion vectors (every table
+ *                lake creates, unless copy_on_write), only the key column of those files
+ *                is read and their old rows are deleted with a DV: remove(file, old DV) +
+ *                add(same file, stats with tightBounds false, old ∪ new DV), all DVs of a
+ *                commit in one deletion_vector_<uuid>.bin; a file with no live row left
+ *                is just removed. Otherwise (and always with delete_absent, whose old rows
+ *                with keys absent from the source are rewritten as tombstones,
+ *                is_deleted = 1) the files' other rows are rewritten to new files and the
+ *                old files removed. Rewrites never copy rows a file's DV deletes.
  *    A concurrent commit that conflicts (PROTOCOL.md) makes the writer redo its reads and
  *    rewrite on the new snapshot (up to 20 times, with a random growing pause) before
  *    giving up with status 409. Overwrite never retries: it would drop the winner's rows.
  *  - app_id/app_version: a Delta txn action; a version the table already holds is skipped
  *    (nothing written, result.skipped = true).
- *  - lake_abort() (or a crash) leaves the table as it was; orphan data files may remain
- *    (vacuum's business), never a half-visible commit.
+ *  - lake_abort() (or a crash) leaves the table as it was; orphan data and DV files may
+ *    remain (vacuum's business), never a half-visible commit. A conflicting attempt's DV
+ *    file is deleted before the retry re-reads the winner's DVs.
+ *  - New tables: protocol reader 3 / writer 7 with the deletionVectors feature and
+ *    delta.enableDeletionVectors = true (copy_on_write: reader 1 / writer 2).
+ *    lake_options_init() sets copy_on_write when the environment has
+ *    FHIRLAKE_DELETION_VECTORS=off (or 0/false): for readers without DV support.
  */
 #ifndef FL_LAKE_H
 #define FL_LAKE_H
@@ -46,6 +59,8 @@ typedef struct lake_options {
     int64_t file_rows;        /* ... or rows; 0 = no row limit */
     int threads;              /* data files written in parallel (each batch is split in
                                * row ranges, one file per thread); default 1 */
+    bool copy_on_write;       /* merge: rewrite files even where the table allows deletion
+                               * vectors; a table this writer creates gets no DV feature */
     const char *app_id;       /* txn action, NULL for none */
     int64_t app_version;
 } lake_options;
@@ -58,6 +73,8 @@ typedef struct lake_result {
     int64_t rows_added;       /* incoming rows */
     int64_t rows_rewritten;   /* old rows copied into rewritten files */
     int64_t files_added, files_removed;
+    int64_t files_dv;         /* merge: files given a new deletion vector (not rewritten) */
+    int64_t rows_deleted;     /* merge: old rows deleted by deletion vectors */
 } lake_result;
 
 typedef struct lake_writer lake_writer;

@@ -60,9 +60,20 @@ def norm_rows(rows, key="id"):
     return sorted(out, key=lambda r: (str(r.get(key)), json.dumps(r, sort_keys=True, default=str)))
 
 
-def read_rs(table, key="id"):
+def rs_table(table, columns=None):
+    """The table as delta-rs reads it, as a pyarrow Table (table: a path or a DeltaTable).
+    delta-rs 1.6.6's to_pyarrow_table() refuses tables with the deletionVectors reader
+    feature (every table fhirlake creates); its DataFusion scan() honours the DVs."""
+    import pyarrow as pa
     from deltalake import DeltaTable
-    return norm_rows(DeltaTable(table).to_pyarrow_table().to_pylist(), key)
+    dt = table if isinstance(table, DeltaTable) else DeltaTable(table)
+    if "deletionVectors" in (dt.protocol().reader_features or []):
+        return pa.table(dt.scan(columns=columns).read_all())
+    return dt.to_pyarrow_table(columns=columns)
+
+
+def read_rs(table, key="id"):
+    return norm_rows(rs_table(table).to_pylist(), key)
 
 
 def read_spark(spark, table, key="id"):

@@ -9,6 +9,7 @@ import requests
 from deltalake import DeltaTable
 
 from article_data import PATIENT_FLAT_VIEW
+from delta_helpers import rs_table
 
 FHIR = {"Content-Type": "application/fhir+json"}
 
@@ -25,7 +26,7 @@ TOPIC = {"resourceType": "AidboxSubscriptionTopic",
 
 
 def rows(path):
-    out = DeltaTable(path).to_pyarrow_table().to_pylist()
+    out = rs_table(DeltaTable(path)).to_pylist()
     return sorted(({k: v for k, v in r.items() if k != "ts"} for r in out),
                   key=lambda r: (r["id"], r["is_deleted"]))
 

@@ -62,7 +62,11 @@ def test_create_append_read_all_types(tmp_path):
     types = {f.name: str(f.type) for f in dt.schema().fields}
     assert "is_deleted" in types and len(types) == 11
     proto = dt.protocol()
-    assert (proto.min_reader_version, proto.min_writer_version) == (1, 2)
+    # new tables allow deletion vectors (merges delete old rows with DVs)
+    assert (proto.min_reader_version, proto.min_writer_version) == (3, 7)
+    assert proto.reader_features == ["deletionVectors"]
+    assert proto.writer_features == ["deletionVectors"]
+    assert dt.metadata().configuration == {"delta.enableDeletionVectors": "true"}
     # every add carries stats with numRecords/min/max/nullCount
     adds = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
     assert sum(a["num_records"] for a in adds) == 50
@@ -78,19 +82,26 @@ def test_codecs_pyarrow_reads(tmp_path):
         assert len(read_rs(t)) == 20
 
 
-def test_merge_replaces_keys_and_skips_files(tmp_path):
+@pytest.mark.parametrize("cow", [False, True], ids=["dv", "copy-on-write"])
+def test_merge_replaces_keys_and_skips_files(tmp_path, cow):
     t = str(tmp_path / "t")
+    opt = ["--copy-on-write"] if cow else []
     base = [row(i) for i in range(100)]
-    write(t, ALL, base, "--mode", "append", "--file-rows", "10", "--batch", "10")
+    write(t, ALL, base, "--mode", "append", "--file-rows", "10", "--batch", "10", *opt)
     assert len(snapshot(t)["files"]) == 10
     incoming = [row(i, v=1000) for i in range(95, 120)]
-    _, res, _ = write(t, ALL, incoming, "--mode", "merge", "--key", "id")
-    # only the file holding p00095..p00099 may be rewritten: stats skip the other nine
-    assert res["files_removed"] == 1 and res["rows_rewritten"] == 5
+    _, res, _ = write(t, ALL, incoming, "--mode", "merge", "--key", "id", *opt)
+    # only the file holding p00095..p00099 may change: stats skip the other nine
+    if cow:
+        assert res["files_removed"] == 1 and res["rows_rewritten"] == 5
+    else:   # its 5 rows are deleted by a DV; nothing is rewritten
+        assert (res["files_removed"], res["rows_rewritten"], res["files_dv"],
+                res["rows_deleted"]) == (0, 0, 1, 5)
+        assert list(snapshot(t)["dv_cardinality"].values()) == [5]
     want = expect(base[:95] + incoming)
     assert read_rs(t) == want
     # the same merge again changes nothing visible
-    write(t, ALL, incoming, "--mode", "merge", "--key", "id")
+    write(t, ALL, incoming, "--mode", "merge", "--key", "id", *opt)
     assert read_rs(t) == want
 
 
@@ -192,8 +203,8 @@ def _fake_table(path, protocol, config=None):
 
 
 @pytest.mark.parametrize("protocol,config,needle", [
-    ({"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["deletionVectors"],
-      "writerFeatures": ["deletionVectors"]}, None, "deletionVectors"),
+    ({"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["v2Checkpoint"],
+      "writerFeatures": ["v2Checkpoint"]}, None, "v2Checkpoint"),
     ({"minReaderVersion": 2, "minWriterVersion": 5}, {"delta.columnMapping.mode": "name"},
      "column mapping"),
     ({"minReaderVersion": 4, "minWriterVersion": 7}, None, "reader version 4"),
@@ -268,19 +279,20 @@ def test_merge_skips_files_with_uuid_keys(tmp_path):
     write(t, "id:string,n:long", [{"id": k, "n": 1} for k in ids], "--mode", "append",
           "--file-rows", "10", "--batch", "10")
     _, res, _ = write(t, "id:string,n:long", [{"id": ids[3], "n": 2}], "--mode", "merge")
-    assert res["files_removed"] == 1 and res["rows_rewritten"] == 9
+    # one file touched (its row deleted by a DV), the other five skipped by stats
+    assert (res["files_removed"], res["files_dv"], res["rows_deleted"]) == (0, 1, 1)
     long_ids = ["L" * 70 + "%03d" % i for i in range(20)]  # > 64 chars: no max, no skipping
     t2 = str(tmp_path / "t2")
     write(t2, "id:string", [{"id": k} for k in long_ids], "--mode", "append", "--file-rows", "10",
           "--batch", "10")
     _, res, _ = write(t2, "id:string", [{"id": long_ids[0]}], "--mode", "merge")
-    assert res["files_removed"] == 1 and len(read_rs(t2)) == 20
+    assert res["files_removed"] + res["files_dv"] == 1 and len(read_rs(t2)) == 20
 
 
 def test_vacuum(tmp_path):
     t = str(tmp_path / "t")
     write(t, "id:string,n:long", [{"id": f"k{i}", "n": i} for i in range(30)], "--mode", "append",
-          "--file-rows", "10", "--batch", "10")
+          "--file-rows", "10", "--batch", "10", "--copy-on-write")
     write(t, "id:string,n:long", [{"id": "k1", "n": 100}], "--mode", "merge")
     stale = os.path.join(t, "part-x.parquet.tmp-dead")   # a crashed writer's staging file
     open(stale, "w").write("junk")
@@ -293,6 +305,29 @@ def test_vacuum(tmp_path):
     assert deltatool("vacuum", t, "--retention-hours", "0")[1]["deleted"] == 2
     assert sorted(files_in(t)) == sorted(snapshot(t)["files"]) and not os.path.exists(stale)
     assert len(read_rs(t)) == 30
+
+
+def dv_files(table):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(table, "deletion_vector_*.bin")))
+
+
+def test_vacuum_keeps_live_dv_files(tmp_path):
+    t = str(tmp_path / "t")
+    write(t, "id:string,n:long", [{"id": f"k{i}", "n": i} for i in range(30)], "--mode", "append",
+          "--file-rows", "10", "--batch", "10")
+    write(t, "id:string,n:long", [{"id": "k1", "n": 100}], "--mode", "merge")
+    first = dv_files(t)
+    write(t, "id:string,n:long", [{"id": "k2", "n": 200}], "--mode", "merge")   # same file
+    assert len(first) == 1 and len(dv_files(t)) == 2
+    assert sorted(snapshot(t)["dv_cardinality"].values()) == [2]   # k1 and k2: old ∪ new
+    assert deltatool("vacuum", t)[1]["deleted"] == 0                # retention keeps the old DV
+    time.sleep(0.01)
+    assert deltatool("vacuum", t, "--retention-hours", "0")[1]["deleted"] == 1
+    live = [f for f in dv_files(t)]
+    assert len(live) == 1 and live != first                         # the live DV stays
+    assert sorted(files_in(t)) == sorted(snapshot(t)["files"])      # every data file is live
+    want = {f"k{i}": i for i in range(30)} | {"k1": 100, "k2": 200}
+    assert {r["id"]: r["n"] for r in read_rs(t)} == want and len(read_rs(t)) == 30
 
 
 def test_merge_into_delta_rs_table(tmp_path):

@@ -49,14 +49,15 @@ def test_spark_reads_our_tables(spark, tmp_path):
     assert len(got) == 40 and {r["is_deleted"] for r in got} == {0}
     # Spark skips files by our stats: filtered counts must equal those without skipping
     spark.read.format("delta").load(t).createOrReplaceTempView("ours")
+    full = spark.read.format("delta").load(t).localCheckpoint()
     for cond in ("seen > timestamp'2023-03-04 05:06:07.000150'",
                  "seen >= timestamp'2023-03-04 05:06:07.000273'", "born = date'2001-02-05'",
                  "id between 'p0012' and 'p0015'", "big > 1099511627800", "x < 3.0", "n = 100"):
         q = f"SELECT count(*) FROM ours WHERE {cond}"
         with_stats = spark.sql(q).first()[0]
-        spark.conf.set("spark.databricks.delta.stats.skipping", "false")
-        without = spark.sql(q).first()[0]
-        spark.conf.set("spark.databricks.delta.stats.skipping", "true")
+        # without skipping: every row read (no predicate to skip by), filtered afterwards.
+        # (delta-spark 3.2 cannot scan a DV-capable table with stats.skipping off.)
+        without = full.where(cond).count()
         assert with_stats == without and without > 0, cond
     # merge
     write(t, SCHEMA, [row(i, 1) for i in range(35, 45)], "--mode", "merge", "--key", "id")

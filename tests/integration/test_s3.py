@@ -21,7 +21,7 @@ import time
 import pytest
 import requests
 
-from delta_helpers import DELTATOOL, deltatool, norm_rows
+from delta_helpers import DELTATOOL, deltatool, norm_rows, rs_table
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 boto3 = pytest.importorskip("boto3")
@@ -64,7 +64,7 @@ def storage_options(s3):
 
 def read_rs(s3, url, key="id"):
     dt = deltalake.DeltaTable(url, storage_options=storage_options(s3))
-    return norm_rows(dt.to_pyarrow_table().to_pylist(), key)
+    return norm_rows(rs_table(dt).to_pylist(), key)
 
 
 def keys(s3, prefix):
@@ -97,6 +97,9 @@ def test_write_merge_checkpoint_read_by_delta_rs(s3):
     log = [k for k in keys(s3, prefix + "/_delta_log/")]
     assert prefix + "/_delta_log/00000000000000000001.checkpoint.parquet" in log
     assert prefix + "/_delta_log/_last_checkpoint" in log
+    # the merge of "a" deleted its old row with a deletion vector stored in the bucket
+    assert list(snap["dv_cardinality"].values()) == [1]
+    assert any(k.startswith(prefix + "/deletion_vector_") for k in keys(s3, prefix + "/"))
 
 
 def test_concurrent_writers_commit_at_distinct_versions(s3):
@@ -155,7 +158,7 @@ def test_large_file_goes_by_multipart_upload(s3, tmp_path):
     assert head["ContentLength"] > 32 << 20
     assert "-" in head["ETag"]   # multipart ETags are "<md5>-<parts>"
     dt = deltalake.DeltaTable(url, storage_options=storage_options(s3))
-    t = dt.to_pyarrow_table(columns=["id"])
+    t = rs_table(dt, columns=["id"])
     assert t.num_rows == 26000
 
 

@@ -15,6 +15,7 @@ import requests
 from collections import Counter
 
 deltalake = pytest.importorskip("deltalake")
+from delta_helpers import rs_table  # noqa: E402
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 TOPIC_URL = "http://example.org/subscriptions/patient-updates"
@@ -84,7 +85,7 @@ def table_rows(path):
     if not os.path.exists(os.path.join(path, "_delta_log")):
         return []
     try:
-        return deltalake.DeltaTable(path).to_pyarrow_table().to_pylist()
+        return rs_table(deltalake.DeltaTable(path)).to_pylist()
     except Exception:  # table not created yet
         return []
 

@@ -5,7 +5,8 @@
  *   deltatool write TABLE --schema "id:string,n:long,tags:string[]" [--mode merge|append|
  *             overwrite] [--key COL] [--codec snappy|zstd|none] [--delete-absent]
  *             [--app ID --app-version N] [--file-rows N] [--batch N] [--threads N]
- *             < rows.ndjson
+ *             [--copy-on-write] < rows.ndjson
+ *   deltatool read TABLE          the live rows as NDJSON (strings, numbers), DVs honoured
  *   deltatool snapshot TABLE [--version N]
  *   deltatool checkpoint TABLE
  *   deltatool vacuum TABLE [--retention-hours H] [--dry-run]
@@ -134,6 +135,7 @@ static int cmd_write(const char *table, int argc, char **argv)
     const char *codec = arg(argc, argv, "--codec");
     if (codec && pq_codec_parse(codec, &o.codec) != 0) return 2;
     o.delete_absent = flag(argc, argv, "--delete-absent");
+    if (flag(argc, argv, "--copy-on-write")) o.copy_on_write = true;   /* else: the env default */
     o.app_id = arg(argc, argv, "--app");
     const char *av = arg(argc, argv, "--app-version");
     o.app_version = av ? atoll(av) : 0;
@@ -171,11 +173,13 @@ static int cmd_write(const char *table, int argc, char **argv)
     else lake_abort(w);
     if (rc == 0)
         printf("{\"version\":%lld,\"skipped\":%s,\"created\":%s,\"rows_added\":%lld,"
-               "\"rows_rewritten\":%lld,\"files_added\":%lld,\"files_removed\":%lld}\n",
+               "\"rows_rewritten\":%lld,\"files_added\":%lld,\"files_removed\":%lld,"
+               "\"files_dv\":%lld,\"rows_deleted\":%lld}\n",
                (long long)res.version, res.skipped ? "true" : "false",
                res.created ? "true" : "false", (long long)res.rows_added,
                (long long)res.rows_rewritten, (long long)res.files_added,
-               (long long)res.files_removed);
+               (long long)res.files_removed, (long long)res.files_dv,
+               (long long)res.rows_deleted);
     free(line);
     arena_free(a);
     rows_batch_free(b);
@@ -207,6 +211,16 @@ static int cmd_snapshot(const char *table, int argc, char **argv, bool checkpoin
         jw_arr_begin(&j);
         for (size_t i = 0; i < s->n_files; i++) jw_str(&j, s->files[i].path);
         jw_arr_end(&j);
+        jw_key(&j, "dv_cardinality");   /* path -> rows its DV deletes (files with a DV) */
+        jw_obj_begin(&j);
+        for (size_t i = 0; i < s->n_files; i++)
+            if (s->files[i].dv.storage) {
+                jw_key(&j, s->files[i].path);
+                jw_int(&j, s->files[i].dv.cardinality);
+            }
+        jw_obj_end(&j);
+        jw_key(&j, "protocol");
+        jw_raw(&j, s->protocol_json, strlen(s->protocol_json));
         jw_key(&j, "txns");
         jw_obj_begin(&j);
         for (size_t i = 0; i < s->n_txns; i++) {
@@ -222,6 +236,86 @@ static int cmd_snapshot(const char *table, int argc, char **argv, bool checkpoin
     delta_snapshot_free(s);
     objstore_close(os);
     return rc;
+}
+
+/* One value of a row batch as JSON (strings and decimals as strings, times as numbers). */
+static void put_value(jw *j, const rows_batch *b, size_t c, const rows_value *v)
+{
+    rows_type t = b->schema->f[c].type;
+    if (t == ROWS_STRING || t == ROWS_DECIMAL) jw_strn(j, v->s.p, v->s.len);
+    else if (t == ROWS_DOUBLE) jw_double(j, v->d);
+    else if (t == ROWS_BOOL) jw_bool(j, v->i != 0);
+    else jw_int(j, v->i);
+}
+
+static void put_row(buf *out, const rows_batch *b, size_t r)
+{
+    jw j;
+    jw_init(&j, out);
+    jw_obj_begin(&j);
+    for (size_t c = 0; c < b->schema->n; c++) {
+        const rows_field *f = &b->schema->f[c];
+        const rows_col *col = &b->cols[c];
+        jw_key(&j, f->name);
+        if (f->list) {
+            jw_arr_begin(&j);
+            for (size_t k = col->offs[r]; k < col->offs[r + 1]; k++)
+                put_value(&j, b, c, &col->vals[k]);
+            jw_arr_end(&j);
+        } else if (rows_is_null(b, c, r)) jw_null(&j);
+        else put_value(&j, b, c, rows_get(b, c, r));
+    }
+    jw_obj_end(&j);
+    buf_putc(out, '\n');
+}
+
+/* Prints the live rows of one data file: the rows its DV deletes are skipped. */
+static int read_file(objstore *os, const delta_add *f, delta_dv_cache *cache, fl_err *err)
+{
+    uint64_t *gone = NULL;
+    size_t n_gone = 0, at = 0;
+    if (delta_dv_read(os, &f->dv, cache, &gone, &n_gone, err) != 0) return -1;
+    char *key = delta_path_key(f->path);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", objstore_root(os), key);
+    pq_reader *r = objstore_fetch(os, key, err) == 0 ? pq_reader_open(path, err) : NULL;
+    free(key);
+    int rc = r ? 0 : -1;
+    rows_schema *s = r ? pq_reader_rows_schema(r) : NULL;
+    rows_batch *b = s ? rows_batch_new(s) : NULL;
+    uint64_t pos = 0;
+    buf out = BUF_INIT;
+    while (b && (rc = pq_read_batch(r, b, err)) == 1) {
+        for (size_t i = 0; i < b->n_rows; i++, pos++) {
+            while (at < n_gone && gone[at] < pos) at++;
+            if (at == n_gone || gone[at] != pos) put_row(&out, b, i);
+        }
+        fwrite(out.p, 1, out.len, stdout);
+        buf_reset(&out);
+    }
+    buf_free(&out);
+    rows_batch_free(b);
+    rows_schema_free(s);
+    if (r) pq_reader_close(r);
+    free(gone);
+    return rc < 0 ? -1 : 0;
+}
+
+static int cmd_read(const char *table)
+{
+    fl_err err = {0};
+    objstore *os = objstore_open(table, false, &err);
+    if (!os) return fail(&err);
+    delta_snapshot *s = delta_snapshot_load(os, -1, false, &err);
+    int rc = s ? 0 : -1;
+    delta_dv_cache cache = {0};
+    for (size_t i = 0; rc == 0 && i < s->n_files; i++)
+        rc = read_file(os, &s->files[i], &cache, &err);
+    delta_dv_cache_free(&cache);
+    if (rc) fail(&err);
+    delta_snapshot_free(s);
+    objstore_close(os);
+    return rc ? 1 : 0;
 }
 
 static int cmd_vacuum(const char *table, int argc, char **argv)
@@ -245,13 +339,14 @@ static int cmd_vacuum(const char *table, int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: deltatool write|snapshot|checkpoint|vacuum TABLE [options]\n");
+        fprintf(stderr, "usage: deltatool write|snapshot|checkpoint|vacuum|read TABLE [options]\n");
         return 2;
     }
     if (!strcmp(argv[1], "write")) return cmd_write(argv[2], argc - 3, argv + 3);
     if (!strcmp(argv[1], "snapshot")) return cmd_snapshot(argv[2], argc - 3, argv + 3, false);
     if (!strcmp(argv[1], "checkpoint")) return cmd_snapshot(argv[2], argc - 3, argv + 3, true);
     if (!strcmp(argv[1], "vacuum")) return cmd_vacuum(argv[2], argc - 3, argv + 3);
+    if (!strcmp(argv[1], "read")) return cmd_read(argv[2]);
     fprintf(stderr, "deltatool: unknown command %s\n", argv[1]);
     return 2;
 }

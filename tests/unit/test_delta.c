@@ -227,17 +227,68 @@ static void test_refuse_features(void)
                     "\"readerFeatures\":[\"deletionVectors\"],\"writerFeatures\":[]}}");
     write_log("rt", "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":7,"
                     "\"writerFeatures\":[\"rowTracking\"]}}");
+    write_log("dvp", "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
+                     "\"readerFeatures\":[\"deletionVectors\"],\"writerFeatures\":"
+                     "[\"deletionVectors\"]}}\n{\"add\":{\"path\":\"a.parquet\",\"size\":1,"
+                     "\"deletionVector\":{\"storageType\":\"p\",\"pathOrInlineDv\":"
+                     "\"s3://x/y.bin\",\"offset\":1,\"sizeInBytes\":40,\"cardinality\":2}}}");
     fl_err e = {0};
     objstore *s = objstore_open(fresh_dir("dv"), false, &e);
+    delta_snapshot *snap = delta_snapshot_load(s, -1, true, &e);
+    CHECK(snap != NULL);   /* deletion vectors are supported now */
+    delta_snapshot_free(snap);
+    objstore_close(s);
+    s = objstore_open(fresh_dir("dvp"), false, &e);   /* but not absolute-path DVs */
     CHECK(delta_snapshot_load(s, -1, false, &e) == NULL && e.status == 422 &&
-          strstr(e.msg, "deletionVectors"));
+          strstr(e.msg, "storage type 'p'"));
     objstore_close(s);
     fl_err_clear(&e);
     s = objstore_open(fresh_dir("rt"), false, &e);
-    delta_snapshot *snap = delta_snapshot_load(s, -1, false, &e);
+    snap = delta_snapshot_load(s, -1, false, &e);
     CHECK(snap != NULL);  /* readable */
     delta_snapshot_free(snap);
     CHECK(delta_snapshot_load(s, -1, true, &e) == NULL && strstr(e.msg, "rowTracking"));
+    objstore_close(s);
+}
+
+#define DV_JSON(z, off) "\"deletionVector\":{\"storageType\":\"u\",\"pathOrInlineDv\":\"" z \
+    "\",\"offset\":" #off ",\"sizeInBytes\":40,\"cardinality\":1}"
+#define DV_A "ab^-aqEH.-t@S}K{vb[*k^"
+
+/* A logical file is (path, DV): remove(p, old DV) next to add(p, new DV) leaves p live with
+ * the new DV whatever the order within the commit; a remove naming the live DV drops it. */
+static void test_dv_replay(void)
+{
+    write_log("dvr", "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
+                     "\"readerFeatures\":[\"deletionVectors\"],\"writerFeatures\":"
+                     "[\"deletionVectors\"]}}\n{\"add\":{\"path\":\"p.parquet\",\"size\":9,"
+                     "\"stats\":\"{\\\"numRecords\\\":5}\"," DV_JSON(DV_A, 1) "}}");
+    fl_err e = {0};
+    objstore *s = objstore_open(fresh_dir("dvr"), false, &e);
+    const char *c1 = "{\"add\":{\"path\":\"p.parquet\",\"size\":9," DV_JSON(DV_A, 50) "}}\n"
+                     "{\"remove\":{\"path\":\"p.parquet\",\"deletionTimestamp\":4102444800000," DV_JSON(DV_A, 1) "}}\n";
+    const char *c2 = "{\"remove\":{\"path\":\"p.parquet\",\"deletionTimestamp\":4102444800001," DV_JSON(DV_A, 1) "}}\n";
+    CHECK(objstore_put(s, "_delta_log/00000000000000000001.json", c1, strlen(c1), &e) == 0);
+    delta_snapshot *snap = delta_snapshot_load(s, -1, true, &e);
+    CHECK(snap && snap->n_files == 1 && snap->files[0].dv.offset == 50 && snap->n_removes == 1);
+    CHECK(snap && snap->n_removes == 1 && snap->removes[0].dv.offset == 1);
+    char *k = snap && snap->n_files ? delta_dv_key(&snap->files[0].dv) : NULL;
+    CHECK_STR(k, "ab/deletion_vector_d2c639aa-8816-431a-aaf6-d3fe2512ff61.bin");
+    free(k);
+    delta_snapshot_free(snap);
+    /* a stale remove (old DV) does not drop the live file */
+    CHECK(objstore_put(s, "_delta_log/00000000000000000002.json", c2, strlen(c2), &e) == 0);
+    snap = delta_snapshot_load(s, -1, false, &e);
+    CHECK(snap && snap->n_files == 1);
+    /* our checkpoint keeps both DVs, and the replay from it agrees */
+    CHECK(snap && delta_checkpoint_write(s, snap, &e) == 0);
+    delta_snapshot_free(snap);
+    CHECK(objstore_delete(s, "_delta_log/00000000000000000001.json", &e) == 0);
+    snap = delta_snapshot_load(s, -1, false, &e);
+    CHECK(snap && snap->checkpoint_version == 2 && snap->n_files == 1 &&
+          snap->files[0].dv.offset == 50 && snap->files[0].dv.cardinality == 1 &&
+          snap->n_removes == 1 && snap->removes[0].dv.storage == 'u');
+    delta_snapshot_free(snap);
     objstore_close(s);
 }
 
@@ -304,6 +355,8 @@ static void test_last_checkpoint_hint(void)
     objstore_close(s);
 }
 
+static bool g_cow;   /* lake_rows merges copy-on-write */
+
 /* Writes rows id=k<from..to> with n=val through lake.h. */
 static int lake_rows(const char *t, lake_mode mode, int from, int to, int64_t val,
                      lake_result *res)
@@ -317,6 +370,7 @@ static int lake_rows(const char *t, lake_mode mode, int from, int to, int64_t va
     o.mode = mode;
     o.key = "id";
     o.file_rows = 10;
+    o.copy_on_write = g_cow;
     fl_err e = {0};
     lake_writer *w = lake_writer_open(t, rs, &o, &e);
     int rc = w ? 0 : -1;
@@ -343,7 +397,7 @@ static int lake_rows(const char *t, lake_mode mode, int from, int to, int64_t va
     return rc;
 }
 
-/* Sums n over the live rows and counts them, reading our files back. */
+/* Sums n over the live rows and counts them, reading our files back (DVs honoured). */
 static void read_table(const char *t, int64_t *rows, int64_t *sum)
 {
     fl_err e = {0};
@@ -357,11 +411,17 @@ static void read_table(const char *t, int64_t *rows, int64_t *sum)
         char path[600];
         snprintf(path, sizeof path, "%s/%s", t, snap->files[i].path);
         pq_reader *r = pq_reader_open(path, &e);
+        uint64_t *gone = NULL, pos = 0;
+        size_t n_gone = 0, at = 0;
+        CHECK(delta_dv_read(s, &snap->files[i].dv, NULL, &gone, &n_gone, &e) == 0);
         while (r && pq_read_batch(r, b, &e) == 1)
-            for (size_t k = 0; k < b->n_rows; k++) {
+            for (size_t k = 0; k < b->n_rows; k++, pos++) {
+                while (at < n_gone && gone[at] < pos) at++;
+                if (at < n_gone && gone[at] == pos) continue;
                 (*rows)++;
                 *sum += rows_get(b, 0, k)->i;
             }
+        free(gone);
         pq_reader_close(r);
     }
     rows_batch_free(b);
@@ -370,23 +430,38 @@ static void read_table(const char *t, int64_t *rows, int64_t *sum)
     objstore_close(s);
 }
 
-static void test_lake_merge(void)
+static void lake_merge_case(bool cow)
 {
-    const char *t = fresh_dir("lake1");
+    g_cow = cow;
+    const char *t = fresh_dir(cow ? "lake1" : "lake1dv");
     char tb[512];
     snprintf(tb, sizeof tb, "%s", t);
     lake_result r;
     CHECK(lake_rows(tb, LAKE_APPEND, 0, 100, 1, &r) == 0 && r.created && r.files_added == 10);
     CHECK(lake_rows(tb, LAKE_MERGE, 95, 105, 2, &r) == 0 && r.version == 1);
-    CHECK(r.files_removed == 1 && r.rows_rewritten == 5);
+    if (cow) CHECK(r.files_removed == 1 && r.rows_rewritten == 5 && r.files_dv == 0);
+    else CHECK(r.files_removed == 0 && r.rows_rewritten == 0 && r.files_dv == 1 &&
+               r.rows_deleted == 5 && r.files_added == 1);
     int64_t rows, sum;
     read_table(tb, &rows, &sum);
     CHECK(rows == 105 && sum == 95 + 2 * 10);
+    /* the same file again: its DV grows (old ∪ new); then every row of it goes */
+    CHECK(lake_rows(tb, LAKE_MERGE, 90, 93, 3, &r) == 0);
+    read_table(tb, &rows, &sum);
+    CHECK(rows == 105 && sum == 92 + 2 * 10 + 9);
+    if (!cow) CHECK(r.files_dv == 1 && r.rows_deleted == 3);
+    CHECK(lake_rows(tb, LAKE_MERGE, 93, 95, 4, &r) == 0);
+    if (!cow) CHECK(r.files_dv == 0 && r.files_removed == 1 && r.rows_deleted == 2);
+    read_table(tb, &rows, &sum);
+    CHECK(rows == 105 && sum == 90 + 2 * 10 + 9 + 8);
+    CHECK(lake_rows(tb, LAKE_MERGE, 0, 1, 1, &r) == 0);   /* back to the old sums */
+    read_table(tb, &rows, &sum);
+    CHECK(rows == 105 && sum == 90 + 2 * 10 + 9 + 8);
     CHECK(lake_rows(tb, LAKE_OVERWRITE, 0, 3, 5, &r) == 0);
     read_table(tb, &rows, &sum);
     CHECK(rows == 3 && sum == 15);
-    /* 9 more commits: a checkpoint at 10, and the table reads the same from it */
-    for (int i = 0; i < 8; i++) CHECK(lake_rows(tb, LAKE_MERGE, 0, 3, 5, &r) == 0);
+    /* more commits: a checkpoint at 10, and the table reads the same from it */
+    for (int i = 0; i < 5; i++) CHECK(lake_rows(tb, LAKE_MERGE, 0, 3, 5, &r) == 0);
     CHECK(r.version == 10);
     char p[600];
     snprintf(p, sizeof p, "%s/_delta_log/00000000000000000010.checkpoint.parquet", tb);
@@ -399,6 +474,12 @@ static void test_lake_merge(void)
     CHECK(rows == 3 && sum == 15);
 }
 
+static void test_lake_merge(void)
+{
+    lake_merge_case(true);
+    lake_merge_case(false);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fhirlake-test-delta-XXXXXX");
@@ -408,6 +489,7 @@ int main(void)
     RUN(test_log_replay_and_txn);
     RUN(test_conflicts);
     RUN(test_refuse_features);
+    RUN(test_dv_replay);
     RUN(test_checkpoint_interval_property);
     RUN(test_last_checkpoint_hint);
     RUN(test_lake_merge);
