@@ -36,7 +36,7 @@ typedef struct job {
     sof_view **views;
     rows_schema **stage;     /* lakehouse: view schema + is_deleted */
     const char **names, **tables;   /* managed-sql: tables are the staging tables */
-    bool lakehouse, header;
+    bool lakehouse, header, copy_on_write;
     bool has_dbx;            /* writeMode managed-sql */
     dbx_target dbx;
     int fmt;                 /* text_format or FMT_PARQUET */
@@ -261,6 +261,7 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
                               json_get_str(dbx, "table"), json_get_str(dbx, "staging")};
     }
     j->header = !json_is(json_get(spec, "header"), JSON_FALSE);
+    j->copy_on_write = json_is(json_get(spec, "copyOnWrite"), JSON_TRUE);
     j->fmt = j->lakehouse ? FMT_PARQUET : parse_fmt(json_get_str(spec, "format"));
     j->since = num_of(spec, "since");
     j->K = (int)num_of(spec, "chunks");
@@ -671,6 +672,7 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
     } else {
         o.mode = LAKE_OVERWRITE;
     }
+    if (j->copy_on_write) o.copy_on_write = true;
     o.app_id = arena_printf(a, "fhirlake-export-%s-%zu", j->id, v);
     o.app_version = 1;
     int rc = 0;
@@ -1122,6 +1124,8 @@ static void spec_write(jobs_engine *e, const jobs_spec *sp, buf *out)
     jw_str(&w, sp->format ? sp->format : "ndjson");
     jw_key(&w, "header");
     jw_bool(&w, sp->header);
+    jw_key(&w, "copyOnWrite");
+    jw_bool(&w, sp->copy_on_write);
     jw_key(&w, "since");
     jw_int(&w, sp->since);
     jw_key(&w, "chunks");

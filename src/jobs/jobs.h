@@ -63,6 +63,8 @@ typedef struct jobs_spec {
     int64_t since;           /* 0 = full export */
     int chunk_count;         /* 1..JOBS_MAX_CHUNKS */
     const char *client_tracking_id; /* may be NULL */
+    bool copy_on_write;      /* deletionVectors = false: a table the export creates gets
+                              * no DV feature and merges rewrite files (lake.h) */
     const char **patients;   /* restrict to these Patient ids (n_patients > 0) */
     size_t n_patients;
     /* writeMode managed-sql (lakehouse, one view): the view is staged as a Delta table

@@ -1008,7 +1008,10 @@ static int attempt_commit(lake_writer *w, fl_err *err)
     arena *a = arena_new(0);
     buf params = BUF_INIT;
     int rc = 0;
-    bool dv_table = w->creating && !w->o.copy_on_write;  /* new tables allow DVs */
+    /* Tables created by a merge allow DVs (their later merges need them); append and
+     * overwrite never delete rows, so their tables stay readable by readers without
+     * DV support. */
+    bool dv_table = w->creating && w->o.mode == LAKE_MERGE && !w->o.copy_on_write;
     if (w->creating) delta_txn_protocol(tx, dv_table ? 3 : 1, dv_table ? 7 : 2);
     if (dv_table) delta_txn_feature(tx, "deletionVectors", true);
     if (w->new_schema_string) delta_txn_metadata(tx, w->new_schema_string);

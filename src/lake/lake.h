@@ -18,7 +18,7 @@
  *      merge     rows whose key is in the incoming data replace the old rows of that key;
  *                only files whose key range (stats) meets the incoming keys are read.
  *                On a table that supports and enables deletion vectors (every table
- *                lake creates, unless copy_on_write), only the key column of those files
+ *                a merge creates, unless copy_on_write), only the key column of those files
  *                is read and their old rows are deleted with a DV: remove(file, old DV) +
  *                add(same file, stats with tightBounds false, old ∪ new DV), all DVs of a
  *                commit in one deletion_vector_<uuid>.bin; a file with no live row left
@@ -34,8 +34,9 @@
  *  - lake_abort() (or a crash) leaves the table as it was; orphan data and DV files may
  *    remain (vacuum's business), never a half-visible commit. A conflicting attempt's DV
  *    file is deleted before the retry re-reads the winner's DVs.
- *  - New tables: protocol reader 3 / writer 7 with the deletionVectors feature and
- *    delta.enableDeletionVectors = true (copy_on_write: reader 1 / writer 2).
+ *  - New tables created by a merge: protocol reader 3 / writer 7 with the
+ *    deletionVectors feature and delta.enableDeletionVectors = true; created by append or
+ *    overwrite, or with copy_on_write: reader 1 / writer 2 (no reader needs DV support).
  *    lake_options_init() sets copy_on_write when the environment has
  *    FHIRLAKE_DELETION_VECTORS=off (or 0/false): for readers without DV support.
  */

@@ -120,6 +120,7 @@ static bool parse_options(const http_req *req, const json_val *body, jobs_spec *
     const char *kind = opv_get(req, body, "kind"), *mode = opv_get(req, body, "writeMode");
     const char *since = opv_get(req, body, "_since"), *cc = opv_get(req, body, "chunkCount");
     const char *hdr = opv_get(req, body, "header");
+    const char *dv = opv_get(req, body, "deletionVectors");
     if (kind && strcmp(kind, "data-lakehouse")) {
         fl_err_set(err, 400, "kind", "unknown kind '%s' (data-lakehouse, or none for files)", kind);
         return false;
@@ -145,6 +146,11 @@ static bool parse_options(const http_req *req, const json_val *body, jobs_spec *
     sp->aws_secret_ref = opv_get(req, body, "awsSecretAccessKey");
     sp->format = opv_get(req, body, "_format");
     sp->header = !hdr || strcmp(hdr, "false");
+    if (dv && strcmp(dv, "true") && strcmp(dv, "false")) {
+        fl_err_set(err, 400, "deletionVectors", "deletionVectors must be a boolean");
+        return false;
+    }
+    sp->copy_on_write = dv && !strcmp(dv, "false");
     if (since && fl_time_parse(since, strlen(since), &sp->since)) {
         fl_err_set(err, 400, "_since", "_since must be an instant, e.g. 2026-01-01T00:00:00Z");
         return false;

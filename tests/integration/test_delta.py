@@ -62,11 +62,18 @@ def test_create_append_read_all_types(tmp_path):
     types = {f.name: str(f.type) for f in dt.schema().fields}
     assert "is_deleted" in types and len(types) == 11
     proto = dt.protocol()
-    # new tables allow deletion vectors (merges delete old rows with DVs)
+    # an append-created table never deletes rows: plain protocol, any reader can read it
+    assert (proto.min_reader_version, proto.min_writer_version) == (1, 2)
+    assert dt.to_pyarrow_table().num_rows == 50
+    # a merge-created table allows deletion vectors (its merges delete old rows with DVs)
+    m = str(tmp_path / "m")
+    write(m, ALL, rows[:5], "--mode", "merge", "--key", "id")
+    dm = DeltaTable(m)
+    proto = dm.protocol()
     assert (proto.min_reader_version, proto.min_writer_version) == (3, 7)
     assert proto.reader_features == ["deletionVectors"]
     assert proto.writer_features == ["deletionVectors"]
-    assert dt.metadata().configuration == {"delta.enableDeletionVectors": "true"}
+    assert dm.metadata().configuration == {"delta.enableDeletionVectors": "true"}
     # every add carries stats with numRecords/min/max/nullCount
     adds = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
     assert sum(a["num_records"] for a in adds) == 50
@@ -87,7 +94,7 @@ def test_merge_replaces_keys_and_skips_files(tmp_path, cow):
     t = str(tmp_path / "t")
     opt = ["--copy-on-write"] if cow else []
     base = [row(i) for i in range(100)]
-    write(t, ALL, base, "--mode", "append", "--file-rows", "10", "--batch", "10", *opt)
+    write(t, ALL, base, "--mode", "merge", "--file-rows", "10", "--batch", "10", *opt)
     assert len(snapshot(t)["files"]) == 10
     incoming = [row(i, v=1000) for i in range(95, 120)]
     _, res, _ = write(t, ALL, incoming, "--mode", "merge", "--key", "id", *opt)
@@ -276,14 +283,14 @@ def test_merge_skips_files_with_uuid_keys(tmp_path):
     """FHIR ids are often UUIDs (36 chars): their stats must still bound the key column."""
     t = str(tmp_path / "t")
     ids = ["%08x-0000-4000-8000-%012x" % (i, i) for i in range(60)]
-    write(t, "id:string,n:long", [{"id": k, "n": 1} for k in ids], "--mode", "append",
+    write(t, "id:string,n:long", [{"id": k, "n": 1} for k in ids], "--mode", "merge",
           "--file-rows", "10", "--batch", "10")
     _, res, _ = write(t, "id:string,n:long", [{"id": ids[3], "n": 2}], "--mode", "merge")
     # one file touched (its row deleted by a DV), the other five skipped by stats
     assert (res["files_removed"], res["files_dv"], res["rows_deleted"]) == (0, 1, 1)
     long_ids = ["L" * 70 + "%03d" % i for i in range(20)]  # > 64 chars: no max, no skipping
     t2 = str(tmp_path / "t2")
-    write(t2, "id:string", [{"id": k} for k in long_ids], "--mode", "append", "--file-rows", "10",
+    write(t2, "id:string", [{"id": k} for k in long_ids], "--mode", "merge", "--file-rows", "10",
           "--batch", "10")
     _, res, _ = write(t2, "id:string", [{"id": long_ids[0]}], "--mode", "merge")
     assert res["files_removed"] + res["files_dv"] == 1 and len(read_rs(t2)) == 20
@@ -313,7 +320,7 @@ def dv_files(table):
 
 def test_vacuum_keeps_live_dv_files(tmp_path):
     t = str(tmp_path / "t")
-    write(t, "id:string,n:long", [{"id": f"k{i}", "n": i} for i in range(30)], "--mode", "append",
+    write(t, "id:string,n:long", [{"id": f"k{i}", "n": i} for i in range(30)], "--mode", "merge",
           "--file-rows", "10", "--batch", "10")
     write(t, "id:string,n:long", [{"id": "k1", "n": 100}], "--mode", "merge")
     first = dv_files(t)

@@ -57,7 +57,7 @@ def log_text(t):
 
 
 def base_table(t, n=100, rows_per_file=50):
-    write(t, SCHEMA, [{"id": f"k{i:03d}", "n": i} for i in range(n)], "--mode", "append",
+    write(t, SCHEMA, [{"id": f"k{i:03d}", "n": i} for i in range(n)], "--mode", "merge",
           "--file-rows", str(rows_per_file), "--batch", str(rows_per_file))
     return {f"k{i:03d}": i for i in range(n)}
 

@@ -233,6 +233,37 @@ def load_patients(srv, n, prefix="p"):
     assert r.status_code in (200, 201), r.text
 
 
+def test_deletion_vectors_by_default_and_opt_out(srv, tmp_path):
+    """An export's table allows deletion vectors: the _since round deletes the replaced
+    rows with a DV, no data file rewritten. deletionVectors=false gives a reader 1 /
+    writer 2 table that delta-rs' to_pyarrow_table() reads, merged copy-on-write."""
+    from deltalake import DeltaTable
+    for p in ARTICLE_PATIENTS:
+        put(srv, patient(*p))
+    dv_t, cow_t = str(tmp_path / "dv"), str(tmp_path / "cow")
+    off = {"name": "deletionVectors", "valueBoolean": False}
+    ends = {}
+    for t, extra in ((dv_t, ()), (cow_t, (off,))):
+        m = run_export(srv, export_params({"name": "tablePath", "valueString": t}, *extra))
+        ends[t] = param(m, "exportEndTime")[0]["valueInstant"]
+    put(srv, patient("patient-2", "female", "1990-05-05", "Smith", "Janet"))
+    for t, extra in ((dv_t, ()), (cow_t, (off,))):
+        run_export(srv, export_params({"name": "tablePath", "valueString": t},
+                                      {"name": "_since", "valueInstant": ends[t]}, *extra))
+    for t in (dv_t, cow_t):
+        rows = {r["id"]: r["given_name"] for r in read_rs(t)}
+        assert len(rows) == 4 and rows["patient-2"] == "Janet"
+    p = DeltaTable(dv_t).protocol()
+    assert (p.min_reader_version, p.min_writer_version) == (3, 7)
+    assert [f for f in os.listdir(dv_t) if f.startswith("deletion_vector_")]
+    c = DeltaTable(cow_t)
+    assert (c.protocol().min_reader_version, c.protocol().min_writer_version) == (1, 2)
+    assert c.to_pyarrow_table().num_rows == 4
+    assert not [f for f in os.listdir(cow_t) if f.startswith("deletion_vector_")]
+    r = kick_off(srv, export_params({"name": "deletionVectors", "valueString": "maybe"}))
+    assert r.status_code == 400 and "deletionVectors" in r.text
+
+
 def test_cancel(fhir_server_factory, tmp_path):
     srv = fhir_server_factory(args=())
     srv.stop()

@@ -116,8 +116,10 @@ def test_every_request_is_signed_like_botocore(s3, proxy, tmp_path):
         return p.stdout
 
     rows = "".join(json.dumps({"id": f"k{i}", "n": i}) + "\n" for i in range(5))
-    tool("write", url, "--schema", "id:string,n:long", "--mode", "merge", "--key", "id", stdin=rows)
-    tool("write", url, "--schema", "id:string,n:long", "--mode", "merge", "--key", "id",
+    # copy-on-write: the merge replaces a data file, which vacuum then DELETEs
+    cow = ("--mode", "merge", "--key", "id", "--copy-on-write")
+    tool("write", url, "--schema", "id:string,n:long", *cow, stdin=rows)
+    tool("write", url, "--schema", "id:string,n:long", *cow,
          stdin=json.dumps({"id": "k1", "n": 100}) + "\n")
     tool("checkpoint", url)
     tool("vacuum", url, "--retention-hours", "0")   # DELETE of the file the merge replaced
