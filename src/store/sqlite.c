@@ -74,17 +74,18 @@ static const char *WSQL[W_N] = {
 enum {
     R_READ_CUR, R_READ_VER, R_MAX_TS, R_SCAN, R_CHANGES_T, R_CHANGES_ALL, R_TYPES,
     R_OUTBOX_READ, R_OUTBOX_TRIM, R_JOB_PUT, R_JOB_GET, R_JOB_LIST, R_JOB_LIST_ALL,
-    R_JOB_DEL, R_SCAN_RANGE, R_SCAN_FROM, R_COUNT_IDS, R_IDS, R_N
+    R_JOB_DEL, R_COUNT_IDS, R_IDS, R_CUT, R_PICK_RANGE,
+    R_PICK_FROM, R_ROW_AT, R_N
 };
 /* cts (ts of version 1) costs a lookup only for resources updated since their creation */
 #define RES_COLS "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body, CASE WHEN" \
     " h.version = 1 THEN h.ts ELSE (SELECT y.ts FROM history y WHERE y.rtype = h.rtype AND" \
     " y.id = h.id AND y.version = 1) END"
-#define SCAN_SQL(RANGE)                                                                    \
-    "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"           \
-    " h.id = c.id AND h.version = CASE WHEN c.ts <= ?2 THEN c.version ELSE"                \
-    " (SELECT max(x.version) FROM history x WHERE x.rtype = c.rtype AND x.id = c.id"       \
-    "  AND x.ts <= ?2) END WHERE c.rtype = ?1 AND (?3 OR h.deleted = 0)" RANGE " ORDER BY c.id"
+/* Range scans pick, per id, the newest version whose rowid is <= the cut (the last rowid
+ * of the type at W: rowid grows in commit order), from the (type, id, version) key alone */
+#define PICK_SQL(RANGE)                                                                    \
+    "SELECT max(rowid) FROM history INDEXED BY history_rid WHERE rtype = ?1 AND"          \
+    " rowid <= ?2 AND id >= ?3" RANGE " GROUP BY id"
 static const char *RSQL[R_N] = {
     "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
     " h.id = c.id AND h.version = c.version WHERE c.rtype = ?1 AND c.id = ?2",
@@ -94,8 +95,9 @@ static const char *RSQL[R_N] = {
      * the newest version at or before W; ids created after W find no row. */
     "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
     " h.id = c.id AND h.version = CASE WHEN c.ts <= ?2 THEN c.version ELSE"
-    " (SELECT max(x.version) FROM history x WHERE x.rtype = c.rtype AND x.id = c.id"
-    "  AND x.ts <= ?2) END WHERE c.rtype = ?1 AND (?3 OR h.deleted = 0) ORDER BY c.id",
+    " (SELECT max(x.version) FROM history x INDEXED BY history_rid WHERE x.rtype = c.rtype"
+    "  AND x.id = c.id AND x.ts <= ?2) END WHERE c.rtype = ?1 AND (?3 OR h.deleted = 0)"
+    " ORDER BY c.id", /* (by id, not history_ts: that one would read every older row) */
     "SELECT " RES_COLS " FROM history h WHERE rtype = ?1 AND ts > ?2 AND ts <= ?3"
     " ORDER BY ts, rowid",
     "SELECT " RES_COLS " FROM history h WHERE ts > ?1 AND ts <= ?2 ORDER BY ts, rowid",
@@ -111,10 +113,13 @@ static const char *RSQL[R_N] = {
     " ORDER BY created",
     "SELECT id, kind, status, state, created, updated FROM jobs ORDER BY created",
     "DELETE FROM jobs WHERE id = ?1",
-    SCAN_SQL(" AND c.id >= ?4 AND c.id < ?5"),
-    SCAN_SQL(" AND c.id >= ?4"),
     "SELECT count(*) FROM current WHERE rtype = ?1",
     "SELECT id FROM current WHERE rtype = ?1 ORDER BY id",
+    "SELECT rowid FROM history INDEXED BY history_ts WHERE rtype = ?1 AND ts <= ?2"
+    " ORDER BY ts DESC, rowid DESC LIMIT 1",
+    PICK_SQL(" AND id < ?4"),
+    PICK_SQL(""),
+    "SELECT " RES_COLS " FROM history h WHERE h.rowid = ?1",
 };
 
 typedef struct rconn {
@@ -647,8 +652,18 @@ static int open_writer(store *s, const char *path, fl_err *err)
     return writer_prepare(s, err);
 }
 
+/* SQLite's memory statistics take one process-wide mutex around every malloc and free;
+ * scans on several threads (export chunks) contend on it. Off before the first open (a
+ * no-op if SQLite was already initialized). */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static void sqlite_config_once(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 store *store_open(const char *dir, const store_opts *opts, fl_err *err)
 {
+    pthread_once(&sqlite_once, sqlite_config_once);
     store *s = calloc(1, sizeof *s);
     if (!s) {
         fl_err_set(err, 500, "", "store: out of memory");
@@ -1048,19 +1063,111 @@ typedef struct rargs {
     const char *lo, *hi;
 } rargs;
 
-static void bind_range(sqlite3_stmt *st, const void *p)
+/* Sorts v[0..n) ascending: LSD radix over 11-bit digits, only as many passes as the
+ * largest value needs (a chunk's rowids: 2-3 passes instead of an n log n qsort). */
+static int radix_sort(int64_t *v, size_t n)
 {
-    const rargs *r = p;
-    bind_scan(st, &r->q);
-    sqlite3_bind_text(st, 4, r->lo ? r->lo : "", -1, SQLITE_STATIC);
-    if (r->hi) sqlite3_bind_text(st, 5, r->hi, -1, SQLITE_STATIC);
+    int64_t max = 0;
+    for (size_t i = 0; i < n; i++) max = v[i] > max ? v[i] : max;
+    int64_t *tmp = malloc(n * sizeof *tmp), *src = v, *dst = tmp;
+    if (n && !tmp) return -1;
+    for (int shift = 0; shift < 63 && (max >> shift); shift += 11) {
+        size_t cnt[2049] = {0};
+        for (size_t i = 0; i < n; i++) cnt[((src[i] >> shift) & 2047) + 1]++;
+        for (int d = 0; d < 2048; d++) cnt[d + 1] += cnt[d];
+        for (size_t i = 0; i < n; i++) dst[cnt[(src[i] >> shift) & 2047]++] = src[i];
+        int64_t *t = src;
+        src = dst, dst = t;
+    }
+    if (src != v) memcpy(v, src, n * sizeof *v);
+    free(tmp);
+    return 0;
+}
+
+typedef struct rowids {
+    int64_t *v;
+    size_t n, cap;
+} rowids;
+
+static int rowids_push(rowids *r, int64_t x)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4096;
+        int64_t *v = realloc(r->v, cap * sizeof *v);
+        if (!v) return -1;
+        r->v = v, r->cap = cap;
+    }
+    r->v[r->n++] = x;
+    return 0;
+}
+
+/* The rowid of each id's version at W in [lo, hi), ascending. */
+static int pick_rowids(rconn *c, const char *type, int64_t W, const char *lo, const char *hi,
+                       rowids *out, fl_err *err)
+{
+    sqlite3_stmt *cut = rc_stmt(c, R_CUT, err);
+    sqlite3_stmt *pick = rc_stmt(c, hi ? R_PICK_RANGE : R_PICK_FROM, err);
+    if (!cut || !pick) return -1;
+    bind_text(cut, 1, type);
+    sqlite3_bind_int64(cut, 2, W);
+    int rc = sqlite3_step(cut);
+    int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(cut, 0) : 0;
+    sqlite3_reset(cut);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(err, c->db, "scan"), -1;
+    if (rc == SQLITE_DONE) return 0; /* nothing of the type at W */
+    bind_text(pick, 1, type);
+    sqlite3_bind_int64(pick, 2, last);
+    sqlite3_bind_text(pick, 3, lo ? lo : "", -1, SQLITE_STATIC);
+    if (hi) sqlite3_bind_text(pick, 4, hi, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(pick)) == SQLITE_ROW)
+        if (rowids_push(out, sqlite3_column_int64(pick, 0))) break;
+    sqlite3_reset(pick);
+    sqlite3_clear_bindings(pick);
+    if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_ROW) fl_err_set(err, 500, "", "scan: out of memory");
+        else db_err(err, c->db, "scan");
+        return -1;
+    }
+    if (radix_sort(out->v, out->n)) return fl_err_set(err, 500, "", "scan: out of memory"), -1;
+    return 0;
+}
+
+/* Reads the rows v[0..n) one by one; rowid order walks the file forward. */
+static int fetch_rowids(rconn *c, const rowids *ids, int with_deleted, store_row_fn fn,
+                        void *ctx, fl_err *err)
+{
+    sqlite3_stmt *st = rc_stmt(c, R_ROW_AT, err);
+    if (!st) return -1;
+    int ret = 0;
+    for (size_t i = 0; i < ids->n && ret == 0; i++) {
+        sqlite3_bind_int64(st, 1, ids->v[i]);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            store_res r;
+            row_to_res(st, &r);
+            if ((with_deleted || !r.deleted) && fn(ctx, &r)) ret = 1;
+        } else if (rc != SQLITE_DONE) {
+            db_err(err, c->db, "scan");
+            ret = -1;
+        }
+        sqlite3_reset(st);
+    }
+    return ret < 0 ? -1 : 0;
 }
 
 int store_scan_range(store *s, const char *type, int64_t W, int with_deleted, const char *lo,
                      const char *hi, store_row_fn fn, void *ctx, fl_err *err)
 {
-    rargs r = {{type, W, 0, with_deleted ? 1 : 0}, lo, hi};
-    return run_pooled(s, hi ? R_SCAN_RANGE : R_SCAN_FROM, bind_range, &r, fn, ctx, err);
+    rconn *c = rc_get(s);
+    rowids ids = {0};
+    /* one read transaction: each statement on its own would open and close one per row */
+    int ret = exec_sql(c->db, "BEGIN", err);
+    if (ret == 0) ret = pick_rowids(c, type, W, lo, hi, &ids, err);
+    if (ret == 0) ret = fetch_rowids(c, &ids, with_deleted, fn, ctx, err);
+    if (sqlite3_get_autocommit(c->db) == 0) sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    free(ids.v);
+    rc_put(s, c);
+    return ret;
 }
 
 /* One pass over the (type, id) primary key of current: ids only, no bodies. */

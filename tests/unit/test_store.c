@@ -475,10 +475,10 @@ static void test_listeners(void)
     rm_tmp();
 }
 
+static int bad_cts;
 static int collect_ids(void *ctx, const store_res *r)
 {
-    collect *c = ctx;
-    if (r->cts <= 0 || r->cts > r->ts) c->deleted[0]++; /* counts bad cts */
+    if (r->cts <= 0 || r->cts > r->ts) bad_cts++;
     return collect_row(ctx, r);
 }
 
@@ -496,30 +496,39 @@ static void test_split_and_range(void)
         CHECK(put(s, "Patient", id, "x", -1, NULL, &err) == 0);
     }
     CHECK(put(s, "Patient", "id07", "again", -1, NULL, &err) == 0);
+    CHECK(del(s, "Patient", "id09", NULL, &err) == 0);
     CHECK(put(s, "Observation", "o1", "x", -1, NULL, &err) == 0);
     int64_t W = store_max_ts(s);
+    /* after W: a new id, a third version of id07, a delete of id08 (none of them seen) */
     CHECK(put(s, "Patient", "id99", "late", -1, NULL, &err) == 0);
+    CHECK(put(s, "Patient", "id07", "late", -1, NULL, &err) == 0);
+    CHECK(del(s, "Patient", "id08", NULL, &err) == 0);
     arena *ar = arena_new(0);
     for (int K = 1; K <= 64; K += 7) {
         const char **b = NULL;
         CHECK(store_split(s, "Patient", K, ar, &b, &err) == 0);
-        int total = 0, bad = 0;
-        char prev[40] = "";
+        int with_deleted = K % 2, total = 0, bad = 0, seen[100] = {0};
         for (int k = 0; k < K; k++) {
+            const char *lo = k ? b[k - 1] : NULL, *hi = k < K - 1 ? b[k] : NULL;
             collect c = {0};
-            CHECK(store_scan_range(s, "Patient", W, 0, k ? b[k - 1] : NULL,
-                                   k < K - 1 ? b[k] : NULL, collect_ids, &c, &err) == 0);
-            for (int i = 0; i < c.n && i < 64; i++) {
-                if (strcmp(c.ids[i], prev) <= 0) bad++; /* ordered, disjoint, no repeats */
-                snprintf(prev, sizeof prev, "%s", c.ids[i]);
+            CHECK(store_scan_range(s, "Patient", W, with_deleted, lo, hi, collect_ids, &c,
+                                   &err) == 0);
+            for (int i = 0; i < c.n && i < 64; i++) { /* (rows come in storage order) */
+                const char *id = c.ids[i];
+                if ((lo && strcmp(id, lo) < 0) || (hi && strcmp(id, hi) >= 0)) bad++;
+                if (seen[atoi(id + 2) % 100]++) bad++;  /* disjoint, no repeats */
+                if (!strcmp(id, "id07") && c.versions[i] != 2) bad++; /* the version at W */
+                if (!strcmp(id, "id08") && c.deleted[i]) bad++;
+                if (!strcmp(id, "id09") && !c.deleted[i]) bad++;
             }
-            if (K <= 50) CHECK(c.n >= 50 / K - 1 && c.n <= 50 / K + 2); /* balanced */
-            bad += c.deleted[0];
+            if (K <= 50 && with_deleted) CHECK(c.n >= 50 / K - 1 && c.n <= 50 / K + 2);
             total += c.n;
         }
-        CHECK(total == 50); /* id99 came after W */
+        CHECK(total == 49 + with_deleted); /* id99 came after W; id09 is a tombstone */
+        CHECK(seen[9] == with_deleted && !seen[99]);
         CHECK(bad == 0);
     }
+    CHECK(bad_cts == 0);
     arena_free(ar);
     store_close(s);
     rm_tmp();
