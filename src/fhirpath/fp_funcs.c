@@ -249,9 +249,7 @@ static bool boundary(fp_state *st, const fp_node *n, const fp_item *it, bool hig
 static bool split_reference(const char *r, size_t n, const char **ty, size_t *tyn,
                             const char **id, size_t *idn)
 {
-    const char *h = NULL;
-    for (size_t i = 0; i + 10 <= n; i++)
-        if (!memcmp(r + i, "/_history/", 10)) { h = r + i; break; }
+    const char *h = memmem(r, n, "/_history/", 10); /* (not a memcmp at every byte) */
     if (h) n = (size_t)(h - r);
     const char *slash = NULL;
     for (size_t i = n; i > 0; i--)
