@@ -101,7 +101,7 @@ bool fp_item_from_json(const json_val *v, const json_val *ext, const char *tname
     switch (v->type) {
     case JSON_OBJECT:
         out->kind = FP_NODE;
-        if (!tname || !strcmp(tname, "Resource")) {
+        if (!tname || (tname[0] == 'R' && !strcmp(tname, "Resource"))) {
             const json_val *rt = json_get(v, "resourceType");
             if (rt && rt->type == JSON_STRING) out->tname = rt->u.s;
         }

@@ -82,10 +82,12 @@ enum {
     " h.version = 1 THEN h.ts ELSE (SELECT y.ts FROM history y WHERE y.rtype = h.rtype AND" \
     " y.id = h.id AND y.version = 1) END"
 /* Range scans pick, per id, the newest version whose rowid is <= the cut (the last rowid
- * of the type at W: rowid grows in commit order), from the (type, id, version) key alone */
+ * of the type at W: rowid grows in commit order), from the (type, id, version) key alone:
+ * the rows come by id then version, so an id's last one is the row before a version that
+ * does not go up (every id starts at version 1). Cheaper than GROUP BY id. */
 #define PICK_SQL(RANGE)                                                                    \
-    "SELECT max(rowid) FROM history INDEXED BY history_rid WHERE rtype = ?1 AND"          \
-    " rowid <= ?2 AND id >= ?3" RANGE " GROUP BY id"
+    "SELECT rowid, version FROM history INDEXED BY history_rid WHERE rtype = ?1 AND"      \
+    " rowid <= ?2 AND id >= ?3" RANGE " ORDER BY id, version"
 static const char *RSQL[R_N] = {
     "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
     " h.id = c.id AND h.version = c.version WHERE c.rtype = ?1 AND c.id = ?2",
@@ -1119,8 +1121,14 @@ static int pick_rowids(rconn *c, const char *type, int64_t W, const char *lo, co
     sqlite3_bind_int64(pick, 2, last);
     sqlite3_bind_text(pick, 3, lo ? lo : "", -1, SQLITE_STATIC);
     if (hi) sqlite3_bind_text(pick, 4, hi, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(pick)) == SQLITE_ROW)
-        if (rowids_push(out, sqlite3_column_int64(pick, 0))) break;
+    int64_t last_row = 0, last_version = 0;
+    while ((rc = sqlite3_step(pick)) == SQLITE_ROW) {
+        int64_t version = sqlite3_column_int64(pick, 1);
+        if (last_row && version <= last_version && rowids_push(out, last_row)) break;
+        last_row = sqlite3_column_int64(pick, 0);
+        last_version = version;
+    }
+    if (rc == SQLITE_DONE && last_row && rowids_push(out, last_row)) rc = SQLITE_ROW;
     sqlite3_reset(pick);
     sqlite3_clear_bindings(pick);
     if (rc != SQLITE_DONE) {
