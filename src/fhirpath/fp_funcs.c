@@ -763,7 +763,8 @@ static bool aidbox_fn(fp_state *st, const fp_node *n, fp_coll *out)
     if (has) {
         char *s = arena_alloc(a, 40);
         int len = fl_time_format(us, s);
-        *out = fp_one(a, (fp_item){.kind = FP_DATETIME, .s = s, .len = (uint32_t)len, .tname = "instant"});
+        *out = fp_one(a, (fp_item){.kind = FP_DATETIME, .s = s, .len = (uint32_t)len,
+                                   .tname = "instant", .has_us = 1, .i = us});
         return true;
     }
     if (n->fn == F_AIDBOXTS && c->resource) {   /* file mode: meta.lastUpdated */
