@@ -13,7 +13,9 @@
  * the write connection to the next leader, fsyncs the WAL (sync FULL; the connection
  * itself runs synchronous=NORMAL) and wakes the requests of its batch. Async requests
  * (store_commit_async) are led by two writer threads. Reads: a pool of connections,
- * one borrowed per call.
+ * one borrowed per call. Range scans (export chunks) first pick the rowids of the
+ * snapshot's versions from the (type, id, version) key, sort them, then read the rows in
+ * file order inside one read transaction.
  */
 #include "store.h"
 
@@ -1060,11 +1062,6 @@ int store_changes(store *s, const char *type, int64_t since, int64_t W, store_ro
     return run_pooled(s, type ? R_CHANGES_T : R_CHANGES_ALL, bind_changes, &q, fn, ctx, err);
 }
 
-typedef struct rargs {
-    qargs q;
-    const char *lo, *hi;
-} rargs;
-
 /* Sorts v[0..n) ascending: LSD radix over 11-bit digits, only as many passes as the
  * largest value needs (a chunk's rowids: 2-3 passes instead of an n log n qsort). */
 static int radix_sort(int64_t *v, size_t n)
@@ -1103,20 +1100,29 @@ static int rowids_push(rowids *r, int64_t x)
     return 0;
 }
 
+/* The last rowid of the type at W into *cut (0: none). */
+static int type_cut(rconn *c, const char *type, int64_t W, int64_t *cut, fl_err *err)
+{
+    sqlite3_stmt *st = rc_stmt(c, R_CUT, err);
+    if (!st) return -1;
+    bind_text(st, 1, type);
+    sqlite3_bind_int64(st, 2, W);
+    int rc = sqlite3_step(st);
+    *cut = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(err, c->db, "scan"), -1;
+    return 0;
+}
+
 /* The rowid of each id's version at W in [lo, hi), ascending. */
 static int pick_rowids(rconn *c, const char *type, int64_t W, const char *lo, const char *hi,
                        rowids *out, fl_err *err)
 {
-    sqlite3_stmt *cut = rc_stmt(c, R_CUT, err);
+    int64_t last;
     sqlite3_stmt *pick = rc_stmt(c, hi ? R_PICK_RANGE : R_PICK_FROM, err);
-    if (!cut || !pick) return -1;
-    bind_text(cut, 1, type);
-    sqlite3_bind_int64(cut, 2, W);
-    int rc = sqlite3_step(cut);
-    int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(cut, 0) : 0;
-    sqlite3_reset(cut);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(err, c->db, "scan"), -1;
-    if (rc == SQLITE_DONE) return 0; /* nothing of the type at W */
+    if (!pick || type_cut(c, type, W, &last, err)) return -1;
+    if (!last) return 0; /* nothing of the type at W */
+    int rc;
     bind_text(pick, 1, type);
     sqlite3_bind_int64(pick, 2, last);
     sqlite3_bind_text(pick, 3, lo ? lo : "", -1, SQLITE_STATIC);

@@ -150,7 +150,7 @@ int store_scan(store *s, const char *type, int64_t W, int with_deleted, store_ro
  * NULL = to the last), but in storage order, not id order: it picks the version of each
  * id at W from the (type, id, version) key, then reads those rows sorted by position in
  * the file, so a chunk of an export walks the file forward instead of jumping around it
- * (bench/export data: 786k Observations in 4 ranges, 1.45 s -> 0.9 s of CPU). Cost
+ * (bench/export data: 786k Observations in 4 ranges, 1.45 s -> 0.85 s of CPU). Cost
  * proportional to the range. */
 int store_scan_range(store *s, const char *type, int64_t W, int with_deleted, const char *lo,
                      const char *hi, store_row_fn fn, void *ctx, fl_err *err);
