@@ -77,7 +77,7 @@ enum {
     R_READ_CUR, R_READ_VER, R_MAX_TS, R_SCAN, R_CHANGES_T, R_CHANGES_ALL, R_TYPES,
     R_OUTBOX_READ, R_OUTBOX_TRIM, R_JOB_PUT, R_JOB_GET, R_JOB_LIST, R_JOB_LIST_ALL,
     R_JOB_DEL, R_COUNT_IDS, R_IDS, R_CUT, R_PICK_RANGE,
-    R_PICK_FROM, R_ROW_AT, R_N
+    R_PICK_FROM, R_ROW_BATCH, R_N
 };
 /* cts (ts of version 1) costs a lookup only for resources updated since their creation */
 #define RES_COLS "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body, CASE WHEN" \
@@ -90,6 +90,8 @@ enum {
 #define PICK_SQL(RANGE)                                                                    \
     "SELECT rowid, version FROM history INDEXED BY history_rid WHERE rtype = ?1 AND"      \
     " rowid <= ?2 AND id >= ?3" RANGE " ORDER BY id, version"
+#define Q4 "?,?,?,?,"
+#define Q64 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4 Q4
 static const char *RSQL[R_N] = {
     "SELECT " RES_COLS " FROM current c JOIN history h ON h.rtype = c.rtype AND"
     " h.id = c.id AND h.version = c.version WHERE c.rtype = ?1 AND c.id = ?2",
@@ -123,7 +125,8 @@ static const char *RSQL[R_N] = {
     " ORDER BY ts DESC, rowid DESC LIMIT 1",
     PICK_SQL(" AND id < ?4"),
     PICK_SQL(""),
-    "SELECT " RES_COLS " FROM history h WHERE h.rowid = ?1",
+    /* 128 rowids per step of the fetch (trailing ones bound NULL match nothing) */
+    "SELECT " RES_COLS " FROM history h WHERE h.rowid IN (" Q64 Q64 "NULL)",
 };
 
 typedef struct rconn {
@@ -1146,24 +1149,27 @@ static int pick_rowids(rconn *c, const char *type, int64_t W, const char *lo, co
     return 0;
 }
 
-/* Reads the rows v[0..n) one by one; rowid order walks the file forward. */
+/* Reads the rows ids->v[0..n) in rowid order, so the file is read forward: a batch of
+ * rowids per statement run, which keeps its cursor and buffers from one row to the next
+ * (one lookup statement per row: ~10% slower on the bench/export Observations). */
 static int fetch_rowids(rconn *c, const rowids *ids, int with_deleted, store_row_fn fn,
                         void *ctx, fl_err *err)
 {
-    sqlite3_stmt *st = rc_stmt(c, R_ROW_AT, err);
+    sqlite3_stmt *st = rc_stmt(c, R_ROW_BATCH, err);
     if (!st) return -1;
-    int ret = 0;
-    for (size_t i = 0; i < ids->n && ret == 0; i++) {
-        sqlite3_bind_int64(st, 1, ids->v[i]);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
+    size_t batch = (size_t)sqlite3_bind_parameter_count(st);
+    int ret = 0, rc = SQLITE_DONE;
+    for (size_t i = 0; i < ids->n && ret == 0; i += batch) {
+        for (size_t k = 0; k < batch; k++) {
+            if (i + k < ids->n) sqlite3_bind_int64(st, (int)k + 1, ids->v[i + k]);
+            else sqlite3_bind_null(st, (int)k + 1);
+        }
+        while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             store_res r;
             row_to_res(st, &r);
             if ((with_deleted || !r.deleted) && fn(ctx, &r)) ret = 1;
-        } else if (rc != SQLITE_DONE) {
-            db_err(err, c->db, "scan");
-            ret = -1;
         }
+        if (ret == 0 && rc != SQLITE_DONE) ret = -1, db_err(err, c->db, "scan");
         sqlite3_reset(st);
     }
     return ret < 0 ? -1 : 0;

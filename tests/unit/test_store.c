@@ -534,6 +534,48 @@ static void test_split_and_range(void)
     rm_tmp();
 }
 
+typedef struct counted {
+    int n, stop_at, seen[300];
+} counted;
+
+static int count_until(void *ctx, const store_res *r)
+{
+    counted *c = ctx;
+    int k = atoi(r->id + 1);
+    if (k >= 0 && k < 300) c->seen[k]++;
+    return ++c->n == c->stop_at;
+}
+
+/* More rows than one fetch batch, some updated after W, and a callback that stops. */
+static void test_range_batches(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    for (int i = 0; i < 300; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "e%03d", i);
+        CHECK(put(s, "Encounter", id, "x", -1, NULL, &err) == 0);
+        if (i % 7 == 0) CHECK(put(s, "Patient", id, "x", -1, NULL, &err) == 0);
+    }
+    int64_t W = store_max_ts(s);
+    CHECK(put(s, "Encounter", "e005", "late", -1, NULL, &err) == 0);
+    counted all = {0};
+    CHECK(store_scan_range(s, "Encounter", W, 0, NULL, NULL, count_until, &all, &err) == 0);
+    int once = 0;
+    for (int i = 0; i < 300; i++) once += all.seen[i] == 1;
+    CHECK(all.n == 300 && once == 300);
+    counted part = {.stop_at = 130};
+    CHECK(store_scan_range(s, "Encounter", W, 0, "e100", NULL, count_until, &part, &err) == 0);
+    /* storage order: e100..e229, then the stop */
+    CHECK(part.n == 130 && !part.seen[99] && part.seen[100] && part.seen[229] && !part.seen[230]);
+    store_close(s);
+    rm_tmp();
+}
+
 int main(void)
 {
     RUN(test_versions_and_read);
@@ -543,5 +585,6 @@ int main(void)
     RUN(test_async_order);
     RUN(test_listeners);
     RUN(test_split_and_range);
+    RUN(test_range_batches);
     return t_report("store");
 }
