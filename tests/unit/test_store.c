@@ -576,6 +576,54 @@ static void test_range_batches(void)
     rm_tmp();
 }
 
+static int count_only(void *ctx, const store_res *r)
+{
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* Enough ids for the sampled split: ranges stay within 2 x 1024 ids of equal. */
+static void test_split_sampled(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    enum { N = 70000, PER = 1000 };
+    static char ids[N][12];
+    static store_op ops[PER];
+    for (int i = 0; i < N; i += PER) {
+        for (int j = 0; j < PER; j++) {
+            snprintf(ids[i + j], sizeof ids[0], "%08x", (unsigned)(i + j) * 2654435761u);
+            ops[j] = (store_op){.kind = STORE_PUT, .type = "Patient", .id = ids[i + j],
+                                .if_match = -1, .render = render, .render_ctx = "x"};
+        }
+        CHECK(store_commit(s, ops, PER, NULL, &err) == 0);
+    }
+    int64_t W = store_max_ts(s);
+    arena *ar = arena_new(0);
+    for (int K = 2; K <= 4; K++) {
+        const char **b = NULL;
+        CHECK(store_split(s, "Patient", K, ar, &b, &err) == 0);
+        int total = 0, bad = 0;
+        for (int k = 0; k < K; k++) {
+            int n = 0;
+            CHECK(store_scan_range(s, "Patient", W, 0, k ? b[k - 1] : NULL,
+                                   k < K - 1 ? b[k] : NULL, count_only, &n, &err) == 0);
+            if (n < N / K - 2 * 1024 || n > N / K + 2 * 1024) bad++;
+            if (k && k < K - 1 && strcmp(b[k - 1], b[k]) >= 0) bad++;
+            total += n;
+        }
+        CHECK(total == N && bad == 0);
+    }
+    arena_free(ar);
+    store_close(s);
+    rm_tmp();
+}
+
 int main(void)
 {
     RUN(test_versions_and_read);
@@ -586,5 +634,6 @@ int main(void)
     RUN(test_listeners);
     RUN(test_split_and_range);
     RUN(test_range_batches);
+    RUN(test_split_sampled);
     return t_report("store");
 }
