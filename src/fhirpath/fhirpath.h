@@ -32,11 +32,14 @@ typedef enum {
 
 typedef struct fp_item {
     uint8_t kind;            /* fp_kind */
+    uint8_t has_us;          /* DATETIME computed from a clock value (getAidboxTs()...): i
+                              * holds it as microseconds since the epoch, UTC, so typed
+                              * sinks need not parse s back */
     const char *tname;       /* FHIR type name if known ("Quantity", "code"...), else NULL */
     const json_val *j;       /* JSON element this item was read from, or NULL if computed;
                               * FP_NODE with j NULL: a primitive with only extensions */
     const json_val *ext;     /* primitive extension object (the "_elem" value) or NULL */
-    int64_t i;               /* BOOL (0/1), INT */
+    int64_t i;               /* BOOL (0/1), INT; DATETIME with has_us */
     const char *s;           /* STR/DEC/DATE/DATETIME/TIME/QTY text (not NUL-terminated) */
     uint32_t len;
     uint32_t ulen;

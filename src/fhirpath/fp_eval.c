@@ -101,7 +101,7 @@ bool fp_item_from_json(const json_val *v, const json_val *ext, const char *tname
     switch (v->type) {
     case JSON_OBJECT:
         out->kind = FP_NODE;
-        if (!tname || !strcmp(tname, "Resource")) {
+        if (!tname || (tname[0] == 'R' && !strcmp(tname, "Resource"))) {
             const json_val *rt = json_get(v, "resourceType");
             if (rt && rt->type == JSON_STRING) out->tname = rt->u.s;
         }
@@ -173,30 +173,13 @@ static void push_json(fp_vec *out, const json_val *v, const json_val *ext, const
 /* Type of a choice variant key ("valueQuantity" -> "Quantity"): from the parent's
  * definition when its type is known, else from Extension.value[x], which allows every
  * open type. NULL when the key is not a choice variant. */
-static const char *choice_type(const char *parent, const char *key, size_t kl)
-{
-    const fhir_elem_ent *e;
-    if (parent) {
-        e = fhir_element(parent, strlen(parent), key, kl);
-        return e && (e->flags & FHIR_ELEM_CHOICE_VARIANT) ? e->type : NULL;
-    }
-    char tmp[80];
-    size_t base = 0;
-    while (base < kl && !isupper((unsigned char)key[base])) base++;
-    if (base == kl || 5 + kl - base >= sizeof tmp) return NULL;
-    memcpy(tmp, "value", 5);
-    memcpy(tmp + 5, key + base, kl - base);
-    e = fhir_element("Extension", 9, tmp, 5 + kl - base);
-    return e && (e->flags & FHIR_ELEM_CHOICE_VARIANT) ? e->type : NULL;
-}
-
-/* ---- element type memo ---- */
+/* ---- element memo ---- */
 
 #define TC_SLOTS 1024
 typedef struct tc_ent {
     char parent[64];     /* copies: entries are checked by content, so any pointers work */
     char name[32];
-    const char *type;    /* static (type table) or NULL */
+    const fhir_elem_ent *el;   /* static (type table) or NULL */
 } tc_ent;
 
 struct fp_type_cache {
@@ -212,25 +195,54 @@ fp_type_cache *fp_type_cache_new(void)
 
 void fp_type_cache_free(fp_type_cache *c) { free(c); }
 
-static const char *elem_type(fp_type_cache *tc, const char *parent, const char *name, size_t n)
+/* fhir_element() through the memo. The slot is picked from the parent's address and the
+ * name's bytes (not its address: choice keys like "valueQuantity" come from each
+ * resource's own JSON text, so only their content repeats). */
+static const fhir_elem_ent *elem_memo(fp_type_cache *tc, const char *parent, const char *name,
+                                      size_t n)
 {
     size_t pl = strlen(parent);
     tc_ent *e = NULL;
-    if (tc && pl < sizeof e->parent && n < sizeof e->name) {
-        uintptr_t h = ((uintptr_t)parent >> 3) * 31 + ((uintptr_t)name >> 3);
+    if (tc && pl < sizeof e->parent && n > 0 && n < sizeof e->name) {
+        uintptr_t h = ((uintptr_t)parent >> 3) * 31 + n * 0x9e37u +
+                      (unsigned char)name[0] * 131u + (unsigned char)name[n - 1] * 7u +
+                      (unsigned char)name[n / 2];
         e = &tc->e[(h ^ (h >> 11)) % TC_SLOTS];
         if (!memcmp(e->parent, parent, pl + 1) && !memcmp(e->name, name, n) && e->name[n] == 0)
-            return e->type;
+            return e->el;
     }
     const fhir_elem_ent *el = fhir_element(parent, pl, name, n);
-    const char *t = el ? el->type : NULL;
     if (e) {
         memcpy(e->parent, parent, pl + 1);
         memcpy(e->name, name, n);
         e->name[n] = 0;
-        e->type = t;
+        e->el = el;
     }
-    return t;
+    return el;
+}
+
+static const char *elem_type(fp_type_cache *tc, const char *parent, const char *name, size_t n)
+{
+    const fhir_elem_ent *el = elem_memo(tc, parent, name, n);
+    return el ? el->type : NULL;
+}
+
+static const char *choice_type(fp_type_cache *tc, const char *parent, const char *key,
+                               size_t kl)
+{
+    const fhir_elem_ent *e;
+    if (parent) {
+        e = elem_memo(tc, parent, key, kl);
+        return e && (e->flags & FHIR_ELEM_CHOICE_VARIANT) ? e->type : NULL;
+    }
+    char tmp[80];
+    size_t base = 0;
+    while (base < kl && !isupper((unsigned char)key[base])) base++;
+    if (base == kl || 5 + kl - base >= sizeof tmp) return NULL;
+    memcpy(tmp, "value", 5);
+    memcpy(tmp + 5, key + base, kl - base);
+    e = fhir_element("Extension", 9, tmp, 5 + kl - base);
+    return e && (e->flags & FHIR_ELEM_CHOICE_VARIANT) ? e->type : NULL;
 }
 
 /* A primitive's id and extension live in its "_name" twin (kept in it->ext); FHIR's
@@ -257,14 +269,16 @@ void fp_navigate(const fp_item *it, const char *name, size_t n, fp_type_cache *t
     const char *ctype = NULL;
     /* One pass over the members finds the value, its _extension twin, and a choice
      * variant (valueQuantity for "value") when the plain name is absent. */
+    const char c0 = n ? name[0] : 0;
     for (uint32_t i = 0; i < o->len; i++) {
         const json_kv *kv = &o->u.o[i];
         const char *k = kv->key;
         uint32_t kl = kv->key_len;
+        if (n && kl && k[0] != c0 && k[0] != '_') continue; /* most keys: no memcmp at all */
         if (kl == n && !memcmp(k, name, n)) { if (!val) val = &kv->val; }
         else if (kl == n + 1 && k[0] == '_' && !memcmp(k + 1, name, n)) { if (!ext) ext = &kv->val; }
         else if (kl > n && !memcmp(k, name, n) && isupper((unsigned char)k[n]) && !cval) {
-            const char *ct = choice_type(it->tname, k, kl);
+            const char *ct = choice_type(tc, it->tname, k, kl);
             if (ct) { cval = &kv->val; ctype = ct; }
         } else if (kl > n + 1 && k[0] == '_' && !memcmp(k + 1, name, n) &&
                    isupper((unsigned char)k[n + 1]) && !cext)

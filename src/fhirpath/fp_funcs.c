@@ -249,9 +249,7 @@ static bool boundary(fp_state *st, const fp_node *n, const fp_item *it, bool hig
 static bool split_reference(const char *r, size_t n, const char **ty, size_t *tyn,
                             const char **id, size_t *idn)
 {
-    const char *h = NULL;
-    for (size_t i = 0; i + 10 <= n; i++)
-        if (!memcmp(r + i, "/_history/", 10)) { h = r + i; break; }
+    const char *h = memmem(r, n, "/_history/", 10); /* (not a memcmp at every byte) */
     if (h) n = (size_t)(h - r);
     const char *slash = NULL;
     for (size_t i = n; i > 0; i--)
@@ -765,7 +763,8 @@ static bool aidbox_fn(fp_state *st, const fp_node *n, fp_coll *out)
     if (has) {
         char *s = arena_alloc(a, 40);
         int len = fl_time_format(us, s);
-        *out = fp_one(a, (fp_item){.kind = FP_DATETIME, .s = s, .len = (uint32_t)len, .tname = "instant"});
+        *out = fp_one(a, (fp_item){.kind = FP_DATETIME, .s = s, .len = (uint32_t)len,
+                                   .tname = "instant", .has_us = 1, .i = us});
         return true;
     }
     if (n->fn == F_AIDBOXTS && c->resource) {   /* file mode: meta.lastUpdated */

@@ -673,6 +673,10 @@ static bool put_value(rows_batch *b, size_t col, rows_type t, const fp_item *it)
         return true;
     }
     case ROWS_TIMESTAMP:
+        if (it->kind == FP_DATETIME && it->has_us) { /* getAidboxTs(): no text round trip */
+            rows_set_int(b, col, it->i);
+            return true;
+        }
         s = fp_item_text(it, &len);
         if (!s || it->kind == FP_NODE || fl_time_parse(s, len, &us) != 0) return false;
         rows_set_int(b, col, us);

@@ -147,13 +147,18 @@ int store_scan(store *s, const char *type, int64_t W, int with_deleted, store_ro
                void *ctx, fl_err *err);
 
 /* The same, restricted to ids in [lo, hi) (byte order; lo NULL = from the first id, hi
- * NULL = to the last). Uses the (type, id) key: cost proportional to the range. */
+ * NULL = to the last), but in storage order, not id order: it picks the version of each
+ * id at W from the (type, id, version) key, then reads those rows sorted by position in
+ * the file, so a chunk of an export walks the file forward instead of jumping around it
+ * (bench/export data: 786k Observations in 4 ranges, 1.45 s -> 0.85 s of CPU). Cost
+ * proportional to the range. */
 int store_scan_range(store *s, const char *type, int64_t W, int with_deleted, const char *lo,
                      const char *hi, store_row_fn fn, void *ctx, fl_err *err);
 
 /* Cuts the ids of a type into `parts` ranges of about equal size: fills (*bounds)[0..parts-1)
  * (in a) so that range k is [bounds[k-1], bounds[k]) with bounds[-1] = NULL and
- * bounds[parts-1] = NULL (open ends). Reads ids only (one pass over the key). Every id,
+ * bounds[parts-1] = NULL (open ends). Reads ids only (one pass over the key); sizes are
+ * exact for small types, within about 2048 ids of equal for large ones. Every id,
  * present or future, falls in exactly one range. */
 int store_split(store *s, const char *type, int parts, arena *a, const char ***bounds,
                 fl_err *err);

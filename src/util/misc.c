@@ -63,6 +63,15 @@ void fl_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = yy + (*m <= 2);
 }
 
+static char *put2(char *o, unsigned v)
+{
+    o[0] = (char)('0' + v / 10);
+    o[1] = (char)('0' + v % 10);
+    return o + 2;
+}
+
+/* Formats by hand: every exported row with a getAidboxTs() column comes through here, and
+ * snprintf's format parsing was most of the cost. */
 int fl_time_format(int64_t us, char *out)
 {
     int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
@@ -72,19 +81,32 @@ int fl_time_format(int64_t us, char *out)
     int64_t y;
     unsigned m, d;
     fl_civil_from_days(days, &y, &m, &d);
-    int n = snprintf(out, 40, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long)y, m, d,
-                     (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
-    if (frac) {
-        char f[24];
-        snprintf(f, sizeof f, "%06lld", (long long)frac);
-        int k = 6;
-        while (k > 0 && f[k - 1] == '0') k--;
-        f[k] = 0;
-        n += snprintf(out + n, 40 - (size_t)n, ".%s", f);
+    char *o = out;
+    if (y >= 0 && y <= 9999) {
+        o = put2(put2(o, (unsigned)(y / 100)), (unsigned)(y % 100));
+    } else {
+        o += snprintf(o, 24, "%04lld", (long long)y);
     }
-    out[n++] = 'Z';
-    out[n] = 0;
-    return n;
+    *o++ = '-';
+    o = put2(o, m);
+    *o++ = '-';
+    o = put2(o, d);
+    *o++ = 'T';
+    o = put2(o, (unsigned)(sod / 3600));
+    *o++ = ':';
+    o = put2(o, (unsigned)(sod / 60 % 60));
+    *o++ = ':';
+    o = put2(o, (unsigned)(sod % 60));
+    if (frac) { /* six digits, trailing zeros trimmed */
+        *o++ = '.';
+        int k = 6;
+        while (frac % 10 == 0) frac /= 10, k--;
+        for (int i = k - 1; i >= 0; i--, frac /= 10) o[i] = (char)('0' + frac % 10);
+        o += k;
+    }
+    *o++ = 'Z';
+    *o = 0;
+    return (int)(o - out);
 }
 
 static int digits(const char *s, size_t n, size_t at, int count, int *out)

@@ -114,6 +114,11 @@ static void test_schema_types(void)
     CHECK(rows_is_null(b, 8, 0));
     const rows_value *x = rows_get(b, 9, 0);
     CHECK(x->s.len == 14 && !memcmp(x->s.p, "{\"family\":\"A\"}", 14));
+    /* microseconds survive exactly, before 1970 too */
+    c->ts_us = 1764143172206698LL;
+    CHECK(sof_eval(v, c, r, b, &e) == 1 && rows_get(b, 4, 1)->i == 1764143172206698LL);
+    c->ts_us = -1000001LL;
+    CHECK(sof_eval(v, c, r, b, &e) == 1 && rows_get(b, 4, 2)->i == -1000001LL);
     /* another resource type: no rows */
     CHECK(sof_eval(v, c, J("{\"resourceType\":\"Observation\",\"id\":\"o\"}"), b, &e) == 0);
     rows_batch_free(b);

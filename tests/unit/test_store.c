@@ -475,10 +475,10 @@ static void test_listeners(void)
     rm_tmp();
 }
 
+static int bad_cts;
 static int collect_ids(void *ctx, const store_res *r)
 {
-    collect *c = ctx;
-    if (r->cts <= 0 || r->cts > r->ts) c->deleted[0]++; /* counts bad cts */
+    if (r->cts <= 0 || r->cts > r->ts) bad_cts++;
     return collect_row(ctx, r);
 }
 
@@ -496,29 +496,128 @@ static void test_split_and_range(void)
         CHECK(put(s, "Patient", id, "x", -1, NULL, &err) == 0);
     }
     CHECK(put(s, "Patient", "id07", "again", -1, NULL, &err) == 0);
+    CHECK(del(s, "Patient", "id09", NULL, &err) == 0);
     CHECK(put(s, "Observation", "o1", "x", -1, NULL, &err) == 0);
     int64_t W = store_max_ts(s);
+    /* after W: a new id, a third version of id07, a delete of id08 (none of them seen) */
     CHECK(put(s, "Patient", "id99", "late", -1, NULL, &err) == 0);
+    CHECK(put(s, "Patient", "id07", "late", -1, NULL, &err) == 0);
+    CHECK(del(s, "Patient", "id08", NULL, &err) == 0);
     arena *ar = arena_new(0);
     for (int K = 1; K <= 64; K += 7) {
         const char **b = NULL;
         CHECK(store_split(s, "Patient", K, ar, &b, &err) == 0);
-        int total = 0, bad = 0;
-        char prev[40] = "";
+        int with_deleted = K % 2, total = 0, bad = 0, seen[100] = {0};
         for (int k = 0; k < K; k++) {
+            const char *lo = k ? b[k - 1] : NULL, *hi = k < K - 1 ? b[k] : NULL;
             collect c = {0};
-            CHECK(store_scan_range(s, "Patient", W, 0, k ? b[k - 1] : NULL,
-                                   k < K - 1 ? b[k] : NULL, collect_ids, &c, &err) == 0);
-            for (int i = 0; i < c.n && i < 64; i++) {
-                if (strcmp(c.ids[i], prev) <= 0) bad++; /* ordered, disjoint, no repeats */
-                snprintf(prev, sizeof prev, "%s", c.ids[i]);
+            CHECK(store_scan_range(s, "Patient", W, with_deleted, lo, hi, collect_ids, &c,
+                                   &err) == 0);
+            for (int i = 0; i < c.n && i < 64; i++) { /* (rows come in storage order) */
+                const char *id = c.ids[i];
+                if ((lo && strcmp(id, lo) < 0) || (hi && strcmp(id, hi) >= 0)) bad++;
+                if (seen[atoi(id + 2) % 100]++) bad++;  /* disjoint, no repeats */
+                if (!strcmp(id, "id07") && c.versions[i] != 2) bad++; /* the version at W */
+                if (!strcmp(id, "id08") && c.deleted[i]) bad++;
+                if (!strcmp(id, "id09") && !c.deleted[i]) bad++;
             }
-            if (K <= 50) CHECK(c.n >= 50 / K - 1 && c.n <= 50 / K + 2); /* balanced */
-            bad += c.deleted[0];
+            if (K <= 50 && with_deleted) CHECK(c.n >= 50 / K - 1 && c.n <= 50 / K + 2);
             total += c.n;
         }
-        CHECK(total == 50); /* id99 came after W */
+        CHECK(total == 49 + with_deleted); /* id99 came after W; id09 is a tombstone */
+        CHECK(seen[9] == with_deleted && !seen[99]);
         CHECK(bad == 0);
+    }
+    CHECK(bad_cts == 0);
+    arena_free(ar);
+    store_close(s);
+    rm_tmp();
+}
+
+typedef struct counted {
+    int n, stop_at, seen[300];
+} counted;
+
+static int count_until(void *ctx, const store_res *r)
+{
+    counted *c = ctx;
+    int k = atoi(r->id + 1);
+    if (k >= 0 && k < 300) c->seen[k]++;
+    return ++c->n == c->stop_at;
+}
+
+/* More rows than one fetch batch, some updated after W, and a callback that stops. */
+static void test_range_batches(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    for (int i = 0; i < 300; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "e%03d", i);
+        CHECK(put(s, "Encounter", id, "x", -1, NULL, &err) == 0);
+        if (i % 7 == 0) CHECK(put(s, "Patient", id, "x", -1, NULL, &err) == 0);
+    }
+    int64_t W = store_max_ts(s);
+    CHECK(put(s, "Encounter", "e005", "late", -1, NULL, &err) == 0);
+    counted all = {0};
+    CHECK(store_scan_range(s, "Encounter", W, 0, NULL, NULL, count_until, &all, &err) == 0);
+    int once = 0;
+    for (int i = 0; i < 300; i++) once += all.seen[i] == 1;
+    CHECK(all.n == 300 && once == 300);
+    counted part = {.stop_at = 130};
+    CHECK(store_scan_range(s, "Encounter", W, 0, "e100", NULL, count_until, &part, &err) == 0);
+    /* storage order: e100..e229, then the stop */
+    CHECK(part.n == 130 && !part.seen[99] && part.seen[100] && part.seen[229] && !part.seen[230]);
+    store_close(s);
+    rm_tmp();
+}
+
+static int count_only(void *ctx, const store_res *r)
+{
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* Enough ids for the sampled split: ranges stay within 2 x 1024 ids of equal. */
+static void test_split_sampled(void)
+{
+    mkdir_tmp();
+    fl_err err;
+    fl_err_clear(&err);
+    store *s = store_open(dir, NULL, &err);
+    CHECK(s != NULL);
+    if (!s) return;
+    enum { N = 70000, PER = 1000 };
+    static char ids[N][12];
+    static store_op ops[PER];
+    for (int i = 0; i < N; i += PER) {
+        for (int j = 0; j < PER; j++) {
+            snprintf(ids[i + j], sizeof ids[0], "%08x", (unsigned)(i + j) * 2654435761u);
+            ops[j] = (store_op){.kind = STORE_PUT, .type = "Patient", .id = ids[i + j],
+                                .if_match = -1, .render = render, .render_ctx = "x"};
+        }
+        CHECK(store_commit(s, ops, PER, NULL, &err) == 0);
+    }
+    int64_t W = store_max_ts(s);
+    arena *ar = arena_new(0);
+    for (int K = 2; K <= 4; K++) {
+        const char **b = NULL;
+        CHECK(store_split(s, "Patient", K, ar, &b, &err) == 0);
+        int total = 0, bad = 0;
+        for (int k = 0; k < K; k++) {
+            int n = 0;
+            CHECK(store_scan_range(s, "Patient", W, 0, k ? b[k - 1] : NULL,
+                                   k < K - 1 ? b[k] : NULL, count_only, &n, &err) == 0);
+            if (n < N / K - 2 * 1024 || n > N / K + 2 * 1024) bad++;
+            if (k && k < K - 1 && strcmp(b[k - 1], b[k]) >= 0) bad++;
+            total += n;
+        }
+        CHECK(total == N && bad == 0);
     }
     arena_free(ar);
     store_close(s);
@@ -585,5 +684,7 @@ int main(void)
     RUN(test_listeners);
     RUN(test_split_and_range);
     RUN(test_changes_final);
+    RUN(test_range_batches);
+    RUN(test_split_sampled);
     return t_report("store");
 }

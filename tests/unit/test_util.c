@@ -47,6 +47,17 @@ static void test_time(void)
     CHECK(fl_time_parse("2020-01-01x", 11, &us) == -1);
     CHECK(fl_days_from_civil(1970, 1, 1) == 0);
     CHECK(fl_days_from_civil(2000, 3, 1) == 11017);
+    CHECK(fl_time_parse("2026-06-09T10:15:00.000120Z", 27, &us) == 0);
+    CHECK(fl_time_format(us, out) == 26 && !strcmp(out, "2026-06-09T10:15:00.00012Z"));
+    fl_time_format(us + 999880 - 120, out);
+    CHECK_STR(out, "2026-06-09T10:15:00.99988Z");
+    fl_time_format(us - 120 + 123456, out);
+    CHECK_STR(out, "2026-06-09T10:15:00.123456Z");
+    CHECK(fl_time_parse("0005-03-01T01:02:03Z", 20, &us) == 0);
+    fl_time_format(us, out);
+    CHECK_STR(out, "0005-03-01T01:02:03Z");
+    fl_time_format(fl_days_from_civil(12345, 1, 2) * 86400 * 1000000LL + 1, out);
+    CHECK_STR(out, "12345-01-02T00:00:00.000001Z");
 }
 
 static void test_uuid(void)
