@@ -25,6 +25,7 @@
 #define BATCH_ROWS 2048
 #define STAGING_ROW_GROUP_BYTES ((size_t)16 << 20)
 #define JOBS_MAX_FIN_THREADS 8
+#define SINCE_ROWS_PER_CHUNK 50000
 /* Truncating messages and element paths into their fixed buffers is intended. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -34,6 +35,7 @@ typedef struct job {
     const json_val *spec;    /* persisted request (see submit) */
     size_t n_views;
     sof_view **views;
+    bool *wants_cts;         /* per view: some expression calls getAidboxCts() */
     rows_schema **stage;     /* lakehouse: view schema + is_deleted */
     const char **names, **tables;   /* managed-sql: tables are the staging tables */
     bool lakehouse, header, copy_on_write;
@@ -79,6 +81,18 @@ struct jobs_engine {
 };
 
 /* ---- small helpers ---- */
+/* Whether any string in v contains s: a function name used by an expression must appear
+ * in it literally (a mention elsewhere only costs the lookups it would save). */
+static bool mentions(const json_val *v, const char *s)
+{
+    if (json_is(v, JSON_STRING)) return strstr(v->u.s, s) != NULL;
+    for (uint32_t i = 0; json_is(v, JSON_ARRAY) && i < v->len; i++)
+        if (mentions(&v->u.a[i], s)) return true;
+    for (uint32_t i = 0; json_is(v, JSON_OBJECT) && i < v->len; i++)
+        if (mentions(&v->u.o[i].val, s)) return true;
+    return false;
+}
+
 static int mkdirs(const char *path)
 {
     char tmp[PATH_MAX];
@@ -280,6 +294,7 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
     j->done = calloc(nt, 1);
     j->rows = calloc(nt, sizeof *j->rows);
     j->views = calloc(j->n_views, sizeof *j->views);
+    j->wants_cts = arena_calloc(j->a, j->n_views * sizeof *j->wants_cts);
     j->stage = calloc(j->n_views, sizeof *j->stage);
     j->names = arena_calloc(j->a, j->n_views * sizeof *j->names);
     j->tables = arena_calloc(j->a, j->n_views * sizeof *j->tables);
@@ -300,6 +315,7 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
         j->names[v] = json_get_str(vw, "name");
         j->tables[v] = json_get_str(vw, "table");
         j->views[v] = sof_compile(json_get(vw, "view"), flags, err);
+        j->wants_cts[v] = mentions(json_get(vw, "view"), "getAidboxCts");
         if (!j->views[v]) {
             char w[256];
             snprintf(w, sizeof w, "view[%zu].%s", v, err->where);
@@ -618,7 +634,8 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     } else if (ok && !j->since) {
         ok = store_scan(e->s, r.type, j->W, 0, on_row, &r, &r.err) == 0;
     } else if (ok) { /* the final state of the chunk's changed ids, read once */
-        ok = store_changes_final(e->s, r.type, j->since, j->W, c, j->K, on_row, &r,
+        ok = store_changes_final(e->s, r.type, j->since, j->W, c, j->K,
+                                 j->wants_cts[v], on_row, &r,
                                  &r.err) == 0;
     }
     ok = ok && !r.stopped && FL_OK(&r.err) && flush_batch(&r);
@@ -1212,13 +1229,30 @@ static int validate(const jobs_spec *sp, fl_err *err)
     return rc;
 }
 
-int jobs_submit(jobs_engine *e, const jobs_spec *sp, char id_out[37], fl_err *err)
+/* A _since export with few changes needs few chunks: every chunk of a view becomes a
+ * data file of its table (or an output file), and tiny ones only cost, here and in every
+ * later read of the table. One chunk per SINCE_ROWS_PER_CHUNK changes, at most K. */
+static int since_chunks(jobs_engine *e, const jobs_spec *sp, int64_t W)
 {
-    if (validate(sp, err)) return -1;
+    int64_t most = 0;
+    for (size_t v = 0; v < sp->n_views; v++) {
+        const char *type = json_get_str(sp->views[v].view, "resource");
+        int64_t n = type ? store_count_changes(e->s, type, sp->since, W) : 0;
+        most = n > most ? n : most;
+    }
+    int64_t k = (most + SINCE_ROWS_PER_CHUNK - 1) / SINCE_ROWS_PER_CHUNK;
+    return k < 1 ? 1 : k > sp->chunk_count ? sp->chunk_count : (int)k;
+}
+
+int jobs_submit(jobs_engine *e, const jobs_spec *sp_in, char id_out[37], fl_err *err)
+{
+    if (validate(sp_in, err)) return -1;
     char id[37];
     fl_uuid4(id);
     buf st = BUF_INIT;
     int64_t W = store_max_ts(e->s), start = fl_now_micros();
+    jobs_spec spec = *sp_in, *sp = &spec;
+    if (sp->since && sp->chunk_count > 1) sp->chunk_count = since_chunks(e, sp, W);
     buf_puts(&st, "{\"spec\":");
     spec_write(e, sp, &st);
     buf_printf(&st, ",\"W\":%lld,\"start\":%lld}", (long long)W, (long long)start);

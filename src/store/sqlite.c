@@ -77,9 +77,14 @@ enum {
     R_READ_CUR, R_READ_VER, R_MAX_TS, R_SCAN, R_CHANGES_T, R_CHANGES_ALL, R_TYPES,
     R_OUTBOX_READ, R_OUTBOX_TRIM, R_JOB_PUT, R_JOB_GET, R_JOB_LIST, R_JOB_LIST_ALL,
     R_JOB_DEL, R_COUNT_IDS, R_IDS, R_CUT, R_PICK_RANGE,
-    R_PICK_FROM, R_ROW_BATCH, R_CHANGES_FINAL, R_N
+    R_PICK_FROM, R_ROW_BATCH, R_CHANGES_FINAL, R_COUNT_CHANGES, R_N
 };
 /* cts (ts of version 1) costs a lookup only for resources updated since their creation */
+/* The same, with cts looked up only when the bound flag is set (a lookup costs a random
+ * row read for every updated resource; most views never ask for it). */
+#define RES_COLS_CTS_IF(FLAG) "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body," \
+    " CASE WHEN h.version = 1 THEN h.ts WHEN " FLAG " THEN (SELECT y.ts FROM history y" \
+    " WHERE y.rtype = h.rtype AND y.id = h.id AND y.version = 1) ELSE 0 END"
 #define RES_COLS "h.rtype, h.id, h.version, h.ts, h.txid, h.deleted, h.body, CASE WHEN" \
     " h.version = 1 THEN h.ts ELSE (SELECT y.ts FROM history y WHERE y.rtype = h.rtype AND" \
     " y.id = h.id AND y.version = 1) END"
@@ -129,9 +134,10 @@ static const char *RSQL[R_N] = {
     "SELECT " RES_COLS " FROM history h WHERE h.rowid IN (" Q64 Q64 "NULL)",
     /* the version current at W of each id changed in (since, W], of one hash part
      * (+x.ts: the planner would otherwise scan the type's ts index per row) */
-    "SELECT " RES_COLS " FROM history h WHERE h.rtype = ?1 AND h.ts > ?2 AND h.ts <= ?3"
+    "SELECT " RES_COLS_CTS_IF("?6") " FROM history h WHERE h.rtype = ?1 AND h.ts > ?2 AND h.ts <= ?3"
     " AND fl_part(h.id, ?5) = ?4 AND h.version = (SELECT max(x.version) FROM history x"
     " WHERE x.rtype = h.rtype AND x.id = h.id AND +x.ts <= ?3) ORDER BY h.ts, h.rowid",
+    "SELECT count(*) FROM history WHERE rtype = ?1 AND ts > ?2 AND ts <= ?3",
 };
 
 typedef struct rconn {
@@ -1092,6 +1098,7 @@ int store_changes(store *s, const char *type, int64_t since, int64_t W, store_ro
 typedef struct fargs {
     qargs q;
     int part, parts;
+    bool cts;
 } fargs;
 
 static void bind_final(sqlite3_stmt *st, const void *p)
@@ -1100,12 +1107,30 @@ static void bind_final(sqlite3_stmt *st, const void *p)
     bind_changes(st, &f->q);
     sqlite3_bind_int(st, 4, f->part);
     sqlite3_bind_int(st, 5, f->parts);
+    sqlite3_bind_int(st, 6, f->cts);
+}
+
+int64_t store_count_changes(store *s, const char *type, int64_t since, int64_t W)
+{
+    rconn *c = rc_get(s);
+    fl_err err = {0};
+    sqlite3_stmt *st = rc_stmt(c, R_COUNT_CHANGES, &err);
+    int64_t n = 0;
+    if (st) {
+        qargs q = {type, since, W, 0};
+        bind_changes(st, &q);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    rc_put(s, c);
+    return n;
 }
 
 int store_changes_final(store *s, const char *type, int64_t since, int64_t W, int part,
-                        int parts, store_row_fn fn, void *ctx, fl_err *err)
+                        int parts, bool with_cts, store_row_fn fn, void *ctx, fl_err *err)
 {
-    fargs f = {{type, since, W, 0}, part, parts > 0 ? parts : 1};
+    fargs f = {{type, since, W, 0}, part, parts > 0 ? parts : 1, with_cts};
     return run_pooled(s, R_CHANGES_FINAL, bind_final, &f, fn, ctx, err);
 }
 

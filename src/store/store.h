@@ -170,9 +170,12 @@ int store_changes(store *s, const char *type, int64_t since, int64_t W, store_ro
                   void *ctx, fl_err *err);
 /* The final state at W of each id of a type changed in (since, W] (deletes included),
  * restricted to the ids of one part: store_part(id) % parts == part (parts >= 1). One row
- * per id, in commit order of those final versions. Reads only that part's bodies. */
+ * per id, in commit order of those final versions. Reads only that part's bodies.
+ * Without with_cts, store_res.cts is 0 for versions > 1 (no lookup of version 1). */
 int store_changes_final(store *s, const char *type, int64_t since, int64_t W, int part,
-                        int parts, store_row_fn fn, void *ctx, fl_err *err);
+                        int parts, bool with_cts, store_row_fn fn, void *ctx, fl_err *err);
+/* How many versions of a type were committed in (since, W] (index only). */
+int64_t store_count_changes(store *s, const char *type, int64_t since, int64_t W);
 /* The hash that assigns an id to a part (FNV-1a, 32 bits). */
 uint32_t store_part(const char *id);
 

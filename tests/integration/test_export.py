@@ -264,6 +264,30 @@ def test_deletion_vectors_by_default_and_opt_out(srv, tmp_path):
     assert r.status_code == 400 and "deletionVectors" in r.text
 
 
+def test_small_since_export_uses_few_chunks(srv, tmp_path):
+    """chunkCount is an upper bound for a _since export: a few changes make one chunk, so
+    the table gets one new data file, not one per requested chunk."""
+    load_patients(srv, 40)
+    t = str(tmp_path / "t")
+    m = run_export(srv, export_params({"name": "tablePath", "valueString": t},
+                                      {"name": "chunkCount", "valueInteger": 4}))
+    end = param(m, "exportEndTime")[0]["valueInstant"]
+    put(srv, patient("p3", "female", "1990-05-05", "Changed", "Once"))
+    requests.delete(srv.url("Patient/p7"))
+    r = kick_off(srv, export_params({"name": "tablePath", "valueString": t},
+                                    {"name": "chunkCount", "valueInteger": 4},
+                                    {"name": "_since", "valueInstant": end}))
+    assert r.status_code == 202
+    m = wait_done(r.headers["Content-Location"])
+    assert param(m, "status")[0]["valueCode"] == "completed"
+    last = sorted(f for f in os.listdir(os.path.join(t, "_delta_log")) if f.endswith(".json"))[-1]
+    acts = [json.loads(l) for l in open(os.path.join(t, "_delta_log", last))]
+    new_files = [a["add"] for a in acts if "add" in a and not a["add"].get("deletionVector")]
+    assert len(new_files) == 1 and json.loads(new_files[0]["stats"])["numRecords"] == 2
+    rows = {r["id"]: r for r in read_rs(t)}
+    assert rows["p3"]["family_name"] == "Changed" and rows["p7"]["is_deleted"] == 1
+
+
 def test_cancel(fhir_server_factory, tmp_path):
     srv = fhir_server_factory(args=())
     srv.stop()
@@ -451,3 +475,12 @@ def test_chunks_are_id_ranges_and_cts(srv):
         updated = int(r["id"][1:]) % 10 == 0
         assert r["cts"] and r["ts"]
         assert (r["cts"] < r["ts"]) if updated else (r["cts"] == r["ts"]), r
+    # a _since export of updated resources still looks up their version 1 for cts
+    cts = {r["id"]: r["cts"] for r in one[0]}
+    since = param(run_export(srv, export_params(view_ref="ViewDefinition/pcts", name="pcts",
+                                                kind=None)), "exportEndTime")[0]["valueInstant"]
+    put(srv, patient("p20", "other", "2000-01-01", "Again", "G"))
+    (inc,) = read_outputs(run_export(srv, export_params({"name": "_since", "valueInstant": since},
+                                                        view_ref="ViewDefinition/pcts",
+                                                        name="pcts", kind=None)))
+    assert [(r["id"], r["cts"]) for r in inc] == [("p20", cts["p20"])]

@@ -657,7 +657,7 @@ static void test_changes_final(void)
         int seen[20] = {0}, total = 0;
         for (int k = 0; k < K; k++) {
             collect c = {0};
-            CHECK(store_changes_final(s, "Patient", since, W, k, K, collect_row, &c, &err) == 0);
+            CHECK(store_changes_final(s, "Patient", since, W, k, K, true, collect_row, &c, &err) == 0);
             for (int i = 0; i < c.n && i < 64; i++) {
                 int n = atoi(c.ids[i] + 1);
                 CHECK(c.ids[i][0] == 'p' && (int)(store_part(c.ids[i]) % (uint32_t)K) == k);
