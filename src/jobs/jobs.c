@@ -25,7 +25,7 @@
 #define BATCH_ROWS 2048
 #define STAGING_ROW_GROUP_BYTES ((size_t)16 << 20)
 #define JOBS_MAX_FIN_THREADS 8
-#define SINCE_ROWS_PER_CHUNK 50000
+#define SINCE_ROWS_PER_CHUNK 5000
 /* Truncating messages and element paths into their fixed buffers is intended. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 

@@ -12,7 +12,7 @@
  *    of about equal size (bounds persisted in the state, so a resumed job cuts the same
  *    chunks); chunk c reads only its range with store_scan_range(type, W) — no rescan of
  *    the type per chunk. K = 1 reads store_scan(type, W). A _since export uses
- *    K = min(chunkCount, one chunk per 50,000 changes of its busiest view), fixed at
+ *    K = min(chunkCount, one chunk per 5,000 changes of its busiest view), fixed at
  *    submit: each chunk becomes a data file, and small files only cost. Chunk c of it
  *    reads store_changes_final(type, since, W, c, K): the final state of each changed id
  *    of its hash part, once (a deleted one becomes a tombstone row: key, ts,

@@ -29,6 +29,7 @@ typedef struct added_file {
 typedef struct keyset {
     size_t cap, n;
     rows_str *slots;
+    uint32_t *tags;
     arena *mem;
 } keyset;
 
@@ -102,20 +103,26 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h ^ (h >> 29);
 }
 
+/* Slot i holds a key when slots[i].p is set; tags[i] (the hash's high half) rules out
+ * nearly every other key without touching its bytes. */
 static bool keyset_has(const keyset *k, const char *p, size_t n)
 {
     if (!k->cap) return false;
-    size_t i = hash_bytes(p, n) & (k->cap - 1);
-    for (; k->slots[i].p; i = (i + 1) & (k->cap - 1))
-        if (k->slots[i].len == n && !memcmp(k->slots[i].p, p, n)) return true;
+    uint64_t h = hash_bytes(p, n);
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (size_t i = h & (k->cap - 1); k->slots[i].p; i = (i + 1) & (k->cap - 1))
+        if (k->tags[i] == tag && k->slots[i].len == n && !memcmp(k->slots[i].p, p, n))
+            return true;
     return false;
 }
 
 static void keyset_put_slot(keyset *k, rows_str s)
 {
-    size_t i = hash_bytes(s.p, s.len) & (k->cap - 1);
+    uint64_t h = hash_bytes(s.p, s.len);
+    size_t i = h & (k->cap - 1);
     while (k->slots[i].p) i = (i + 1) & (k->cap - 1);
     k->slots[i] = s;
+    k->tags[i] = (uint32_t)(h >> 32);
 }
 
 static void keyset_add(keyset *k, const char *p, size_t n)
@@ -125,10 +132,12 @@ static void keyset_add(keyset *k, const char *p, size_t n)
         keyset old = *k;
         k->cap = old.cap ? old.cap * 2 : 1024;
         k->slots = calloc(k->cap, sizeof *k->slots);
-        if (!k->slots) abort();
+        k->tags = malloc(k->cap * sizeof *k->tags);
+        if (!k->slots || !k->tags) abort();
         for (size_t i = 0; i < old.cap; i++)
             if (old.slots[i].p) keyset_put_slot(k, old.slots[i]);
         free(old.slots);
+        free(old.tags);
     }
     if (!k->mem) k->mem = arena_new(0);
     rows_str s = {arena_strndup(k->mem, p, n), (uint32_t)n};
@@ -139,6 +148,7 @@ static void keyset_add(keyset *k, const char *p, size_t n)
 static void keyset_free(keyset *k)
 {
     free(k->slots);
+    free(k->tags);
     arena_free(k->mem);
 }
 
