@@ -198,6 +198,13 @@ rows_schema *pq_reader_rows_schema(const pq_reader *r);
  * file's is an error (INT32 widens to INT64). Returns 1 when a row group was read, 0 at
  * the end, -1 on error. */
 int pq_read_batch(pq_reader *r, rows_batch *out, fl_err *err);
+/* Calls fn(ctx, row, bytes, len) for every non-null value of the flat string (BYTE_ARRAY)
+ * column `name`, row = its position in the file, reading that column only and passing
+ * bytes straight from the decoded page (valid during the call). A merge's key scan: no
+ * row batch is built. Returns 0 (fn returning non-zero stops it early), or -1 with err
+ * set (400 when the column is absent or not a flat string column). */
+typedef int (*pq_str_fn)(void *ctx, int64_t row, const char *p, size_t len);
+int pq_scan_strings(pq_reader *r, const char *name, pq_str_fn fn, void *ctx, fl_err *err);
 /* Reads the next row group as records (generic layer): returns a JSON array of objects
  * allocated in a, or NULL at the end (err untouched) or on error (err set). */
 json_val *pq_read_json(pq_reader *r, arena *a, fl_err *err);

@@ -533,6 +533,33 @@ int pq_read_batch(pq_reader *r, rows_batch *out, fl_err *err)
     return 1;
 }
 
+int pq_scan_strings(pq_reader *r, const char *name, pq_str_fn fn, void *ctx, fl_err *err)
+{
+    const pq_node *root = r->schema->root, *leaf = NULL;
+    for (size_t i = 0; i < root->n_children; i++)
+        if (!strcmp(root->children[i]->name, name)) leaf = root->children[i];
+    if (!leaf || leaf->phys != PQ_BYTE_ARRAY || leaf->max_rep) {
+        fl_err_set(err, 400, name, "parquet: %s has no flat string column '%s'", r->path, name);
+        return -1;
+    }
+    int64_t base = 0;
+    for (size_t g = 0; g < r->n_groups; g++) {
+        arena_reset(r->rg);
+        const th_val *rg = &r->groups->u.items[g];
+        int64_t nrows;
+        colr c;
+        if (rg_rows(r, rg, &nrows, err) || decode_chunk(r, rg, leaf->leaf, &c, err)) return -1;
+        if ((int64_t)c.n != nrows) return fail(err, r, leaf, "value count differs from the row count");
+        for (size_t i = 0, v = 0; i < c.n; i++)
+            if (c.def[i] == leaf->max_def) {
+                const pval *x = &c.vals[v++];
+                if (fn(ctx, base + (int64_t)i, (const char *)x->u.p, x->len)) return 0;
+            }
+        base += nrows;
+    }
+    return 0;
+}
+
 /* ---- JSON record assembly ---- */
 
 typedef struct asmb {

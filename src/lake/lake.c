@@ -834,31 +834,33 @@ static void u64_push(u64v *v, uint64_t x)
     v->p[v->n++] = x;
 }
 
+typedef struct key_scan {
+    const keyset *keys;
+    const uint64_t *old;
+    size_t n_old, at;
+    u64v *hit;
+} key_scan;
+
+static int key_seen(void *ctx, int64_t row, const char *p, size_t len)
+{
+    key_scan *k = ctx;
+    if (!keyset_has(k->keys, p, len)) return 0;
+    while (k->at < k->n_old && k->old[k->at] < (uint64_t)row) k->at++;
+    if (k->at == k->n_old || k->old[k->at] != (uint64_t)row) u64_push(k->hit, (uint64_t)row);
+    return 0;
+}
+
 /* Positions of the rows of f whose key is incoming and that `old` does not delete yet.
- * Reads the key column only, a row group at a time. */
+ * Reads the key column only, a row group at a time, probing the keys in place. */
 static int scan_keys(lake_writer *w, const delta_add *f, const uint64_t *old, size_t n_old,
                      u64v *hit, fl_err *err)
 {
     pq_reader *r = open_table_file(w, f, err);
     if (!r) return -1;
-    rows_schema *ks = rows_schema_new();
-    rows_schema_add(ks, w->key_col, ROWS_STRING, false);
-    rows_batch *b = rows_batch_new(ks);
-    uint64_t row = 0;
-    size_t at = 0;
-    int rc;
-    while ((rc = pq_read_batch(r, b, err)) == 1)
-        for (size_t i = 0; i < b->n_rows; i++, row++) {
-            if (rows_is_null(b, 0, i)) continue;
-            rows_str k = rows_get(b, 0, i)->s;
-            if (!keyset_has(&w->keys, k.p, k.len)) continue;
-            while (at < n_old && old[at] < row) at++;
-            if (at == n_old || old[at] != row) u64_push(hit, row);
-        }
+    key_scan k = {.keys = &w->keys, .old = old, .n_old = n_old, .hit = hit};
+    int rc = pq_scan_strings(r, w->key_col, key_seen, &k, err);
     pq_reader_close(r);
-    rows_batch_free(b);
-    rows_schema_free(ks);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 /* Sorted union of two sorted, disjoint position lists (malloc'd). */
