@@ -330,6 +330,64 @@ static void test_projection_missing_column(void)
     unlink(path);
 }
 
+typedef struct scan_seen {
+    int n, bad;
+    int64_t last;
+} scan_seen;
+
+static int scan_check(void *ctx, int64_t row, const char *p, size_t len)
+{
+    scan_seen *s = ctx;
+    char want[32];
+    int wl = snprintf(want, sizeof want, "key-%06lld", (long long)row);
+    if (row % 7 == 3 || row <= s->last || (size_t)wl != len || memcmp(p, want, len)) s->bad++;
+    s->last = row;
+    s->n++;
+    return 0;
+}
+
+/* pq_scan_strings: every non-null value with its row position in the file, across row
+ * groups and the dictionary -> PLAIN fallback; absent / non-string columns refused. */
+static void test_scan_strings(void)
+{
+    rows_schema *s = rows_schema_new();
+    rows_schema_add(s, "n", ROWS_INT64, false);
+    rows_schema_add(s, "k", ROWS_STRING, false);
+    fl_err e;
+    fl_err_clear(&e);
+    const char *path = tmp_path("scan.parquet");
+    pq_options o;
+    pq_options_init(&o);
+    o.row_group_bytes = 100000;  /* several row groups */
+    o.dict_bytes = 20000;        /* the dictionary overflows: PLAIN pages follow */
+    pq_writer *w = pq_writer_open(path, s, &o, &e);
+    rows_batch *b = rows_batch_new(s);
+    for (int i = 0; i < 20000; i++) {
+        char k[32];
+        int kl = snprintf(k, sizeof k, "key-%06d", i);
+        rows_begin_row(b);
+        rows_set_int(b, 0, i);
+        if (i % 7 != 3) rows_set_str(b, 1, k, (size_t)kl);  /* some nulls */
+        rows_end_row(b);
+        if (b->n_rows == 1000) {
+            CHECK(pq_write_batch(w, b, &e) == 0);
+            rows_batch_clear(b);
+        }
+    }
+    CHECK(pq_writer_close(w, NULL, &e) == 0);
+    pq_reader *r = pq_reader_open(path, &e);
+    CHECK(r && pq_reader_num_row_groups(r) > 1);
+    scan_seen seen = {0, 0, -1};
+    CHECK(pq_scan_strings(r, "k", scan_check, &seen, &e) == 0);
+    CHECK(seen.bad == 0 && seen.n == 20000 - 20000 / 7 - (20000 % 7 > 3));
+    CHECK(pq_scan_strings(r, "n", scan_check, &seen, &e) == -1 && e.status == 400);
+    CHECK(pq_scan_strings(r, "zz", scan_check, &seen, &e) == -1 && e.status == 400);
+    pq_reader_close(r);
+    rows_batch_free(b);
+    rows_schema_free(s);
+    unlink(path);
+}
+
 static void test_long_strings_have_no_minmax(void)
 {
     rows_schema *s = rows_schema_new();
@@ -680,6 +738,7 @@ int main(void)
     RUN(test_projection_missing_column);
     RUN(test_bad_decimal_keeps_writer);
     RUN(test_long_strings_have_no_minmax);
+    RUN(test_scan_strings);
     RUN(test_nested_json_roundtrip);
     RUN(test_schema_errors);
     RUN(test_abort_leaves_nothing);
