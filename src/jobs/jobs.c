@@ -35,6 +35,7 @@ typedef struct job {
     const json_val *spec;    /* persisted request (see submit) */
     size_t n_views;
     sof_view **views;
+    lake_keyidx **kidx;      /* per chunk: its staging file's key index (lake.h), or NULL */
     bool *wants_cts;         /* per view: some expression calls getAidboxCts() */
     rows_schema **stage;     /* lakehouse: view schema + is_deleted */
     const char **names, **tables;   /* managed-sql: tables are the staging tables */
@@ -213,6 +214,8 @@ static void job_free(job *j)
         sof_free(j->views ? j->views[i] : NULL);
         if (j->stage) rows_schema_free(j->stage[i]);
     }
+    for (size_t i = 0; j->kidx && i < j->n_views * (size_t)j->K; i++) lake_keyidx_free(j->kidx[i]);
+    free(j->kidx);
     free(j->views);
     free(j->stage);
     free(j->done);
@@ -293,6 +296,7 @@ static job *job_load(jobs_engine *e, const char *id, const char *state_text, fl_
     size_t nt = j->n_views * (size_t)j->K;
     j->done = calloc(nt, 1);
     j->rows = calloc(nt, sizeof *j->rows);
+    j->kidx = calloc(nt, sizeof *j->kidx);
     j->views = calloc(j->n_views, sizeof *j->views);
     j->wants_cts = arena_calloc(j->a, j->n_views * sizeof *j->wants_cts);
     j->stage = calloc(j->n_views, sizeof *j->stage);
@@ -397,6 +401,9 @@ typedef struct chunk_run {
     text_writer tw;
     buf ob;
     int64_t rows;
+    lake_keyidx *idx;        /* lakehouse with a key column: keys of the staged rows */
+    int key;                 /* ... the key column */
+    int64_t staged;          /* rows written to the staging file so far */
     bool stopped;
     fl_err err;
 } chunk_run;
@@ -406,6 +413,12 @@ static bool flush_batch(chunk_run *r)
     if (!r->b->n_rows) return true;
     bool ok = true;
     if (r->pq) {
+        for (size_t i = 0; r->idx && i < r->b->n_rows; i++)
+            if (!rows_is_null(r->b, (size_t)r->key, i)) {
+                rows_str k = rows_get(r->b, (size_t)r->key, i)->s;
+                lake_keyidx_add(r->idx, r->staged + (int64_t)i, k.p, k.len);
+            }
+        r->staged += (int64_t)r->b->n_rows;
         ok = pq_write_batch(r->pq, r->b, &r->err) == 0;
     } else {
         text_batch(&r->tw, r->b, &r->ob);
@@ -619,6 +632,8 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     r.ctx = sof_ctx_new();
     r.pa = arena_new(0);
     r.b = rows_batch_new(j->stage[v]);
+    r.key = sof_view_key_column(r.view);
+    if (j->lakehouse && r.key >= 0) r.idx = lake_keyidx_new();
     const char *path = chunk_file(e, j, v, c, a);
     const char *tmp = arena_printf(a, "%s.tmp", path);
     char *dir = arena_strdup(a, path);
@@ -646,6 +661,15 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
         if (FL_OK(err)) fl_err_set(err, 500, "", "chunk failed");
     }
     *rows_out = r.rows;
+    if (rc == 0 && r.idx) { /* kept for finalize, which hands it to the table's writer */
+        pthread_mutex_lock(&e->mu);
+        size_t i = (size_t)v * (size_t)j->K + (size_t)c;
+        lake_keyidx_free(j->kidx[i]);
+        j->kidx[i] = r.idx;
+        r.idx = NULL;
+        pthread_mutex_unlock(&e->mu);
+    }
+    lake_keyidx_free(r.idx);
     buf_free(&r.ob);
     rows_batch_free(r.b);
     arena_free(r.pa);
@@ -707,7 +731,11 @@ static int finalize_view(jobs_engine *e, job *j, size_t v, fl_err *err)
         buf stats = BUF_INIT, sp = BUF_INIT;
         buf_printf(&sp, "%s.stats", path);
         bool have = buf_read_file(&stats, sp.p) == 0;
-        if (have) rc = lake_adopt(w, path, stats.p, err); /* no decode, no re-encode */
+        if (have) { /* no decode, no re-encode */
+            lake_keyidx **ki = &j->kidx[v * (size_t)j->K + (size_t)c];
+            rc = lake_adopt(w, path, stats.p, *ki, err);
+            *ki = NULL;
+        }
         buf_free(&stats);
         buf_free(&sp);
         if (have) continue;

@@ -21,7 +21,9 @@
  *  - Lakehouse output: each chunk writes one staging Parquet file under
  *    DATA/exports/<id>/staging/ with its Delta stats beside it (.stats); when all chunks
  *    are done, the staging files themselves become data files of the Delta table
- *    (lake_adopt: no decode, no re-encode) and are merged in ONE commit carrying txn(appId "fhirlake-export-<id>-<v>",
+ *    (lake_adopt: no decode, no re-encode; with the key index each chunk built while
+ *    writing, so later merges find old rows without reading the files, lake.h) and are
+ *    merged in ONE commit carrying txn(appId "fhirlake-export-<id>-<v>",
  *    version 1), so a finalize repeated after a crash is recognised and skipped. Full
  *    export: merge on the key column with delete_absent (tombstones for keys that are
  *    gone); without a key column, overwrite. _since export: merge without delete_absent.

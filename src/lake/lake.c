@@ -23,6 +23,7 @@ typedef struct added_file {
     char *key;       /* store key == log path (our names need no escaping) */
     int64_t size;
     char *stats;
+    lake_keyidx *idx; /* its key index, cached after the commit (NULL: none) */
 } added_file;
 
 /* A set of key strings (open addressing; bytes in an arena). */
@@ -51,6 +52,9 @@ struct lake_writer {
     rows_schema *tab_schema;     /* table fields after evolution: what rewrites carry */
     char *new_schema_string;     /* NULL: the table's schema is unchanged */
     bool creating, skip;
+    char *url;                   /* the table as opened: names its key indexes */
+    const char **key_list;       /* the incoming keys as a list, for key index lookups */
+    uint32_t *key_lens;
     bool made_root, committed;   /* we created the table directory / a commit landed */
     int in_key;                  /* key column in in_schema (merge) */
     data_slot slots[LAKE_MAX_THREADS];  /* data files being written, one per thread */
@@ -310,6 +314,7 @@ static bool is_local(const char *url)
 static int open_table(lake_writer *w, const char *url, fl_err *err)
 {
     fl_err probe = {0};
+    w->url = xstrdup(strncmp(url, "file://", 7) ? url : url + 7); /* one name per table */
     w->os = objstore_open(url, false, &probe);
     if (!w->os && probe.status == 404 && is_local(url)) {
         w->os = objstore_open(url, true, err);
@@ -421,9 +426,7 @@ static int close_data_file(objstore *os, pq_writer *pw, char *key, added_file *o
     }
     buf b = BUF_INIT;
     delta_stats_json(&st, &b);
-    out->key = key;
-    out->size = st.file_size;
-    out->stats = buf_detach(&b);
+    *out = (added_file){.key = key, .size = st.file_size, .stats = buf_detach(&b)};
     pq_file_stats_free(&st);
     return 0;
 }
@@ -611,12 +614,17 @@ static int64_t stats_num_records(const char *stats_json)
     return p ? strtoll(p + 13, NULL, 10) : 0;
 }
 
-int lake_adopt(lake_writer *w, const char *path, const char *stats_json, fl_err *err)
+int lake_adopt(lake_writer *w, const char *path, const char *stats_json, lake_keyidx *idx,
+               fl_err *err)
 {
-    if (w->skip) return 0;
+    if (w->skip) {
+        lake_keyidx_free(idx);
+        return 0;
+    }
     struct stat st;
     if (stat(path, &st) != 0) {
         fl_err_set(err, 500, "", "cannot stat %s: %s", path, strerror(errno));
+        lake_keyidx_free(idx);
         return -1;
     }
     char *key = new_data_key(w, w->o.codec);
@@ -630,10 +638,12 @@ int lake_adopt(lake_writer *w, const char *path, const char *stats_json, fl_err 
     }
     if (rc != 0) {
         free(key);
+        lake_keyidx_free(idx);
         return -1;
     }
     push_file(&w->added, &w->n_added, &w->cap_added,
-              (added_file){.key = key, .size = (int64_t)st.st_size, .stats = xstrdup(stats_json)});
+              (added_file){.key = key, .size = (int64_t)st.st_size, .stats = xstrdup(stats_json),
+                           .idx = idx});
     w->res.rows_added += stats_num_records(stats_json);
     if (w->o.mode == LAKE_MERGE) {
         w->adopted_src = realloc(w->adopted_src, (w->n_adopted_src + 1) * sizeof *w->adopted_src);
@@ -863,6 +873,35 @@ static int scan_keys(lake_writer *w, const delta_add *f, const uint64_t *old, si
     return rc;
 }
 
+/* The positions scan_keys would find, from f's cached key index; false on a miss. */
+static bool cached_hits(lake_writer *w, const delta_add *f, const uint64_t *old, size_t n_old,
+                        u64v *hit)
+{
+    if (!w->key_list) {   /* the incoming keys as a list, once per writer */
+        w->key_list = malloc((w->keys.n + 1) * sizeof *w->key_list);
+        w->key_lens = malloc((w->keys.n + 1) * sizeof *w->key_lens);
+        if (!w->key_list || !w->key_lens) abort();
+        size_t n = 0;
+        for (size_t i = 0; i < w->keys.cap; i++)
+            if (w->keys.slots[i].p) {
+                w->key_list[n] = w->keys.slots[i].p;
+                w->key_lens[n++] = w->keys.slots[i].len;
+            }
+    }
+    int64_t *rows;
+    size_t n;
+    if (!lake_keyidx_cache_rows(w->url, f->path, w->key_list, w->key_lens, w->keys.n, &rows, &n))
+        return false;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && rows[i] == rows[i - 1]) continue;
+        while (at < n_old && old[at] < (uint64_t)rows[i]) at++;
+        if (at == n_old || old[at] != (uint64_t)rows[i]) u64_push(hit, (uint64_t)rows[i]);
+    }
+    free(rows);
+    return true;
+}
+
 /* Sorted union of two sorted, disjoint position lists (malloc'd). */
 static uint64_t *union_pos(const uint64_t *a, size_t na, const uint64_t *b, size_t nb)
 {
@@ -901,7 +940,7 @@ static int dv_merge_file(lake_writer *w, delta_txn *tx, const delta_add *f, int6
     size_t n_old = 0;
     u64v hit = {0};
     int rc = delta_dv_read(w->os, &f->dv, &w->dv_cache, &old, &n_old, err);
-    if (rc == 0) rc = scan_keys(w, f, old, n_old, &hit, err);
+    if (rc == 0 && !cached_hits(w, f, old, n_old, &hit)) rc = scan_keys(w, f, old, n_old, &hit, err);
     char *stats = rc == 0 && hit.n ? wide_stats(f->stats) : NULL;
     if (stats) {
         uint64_t *all = union_pos(old, n_old, hit.p, hit.n);
@@ -956,6 +995,7 @@ static void delete_files(lake_writer *w, added_file *files, size_t *n)
         objstore_delete(w->os, files[i].key, &e);
         free(files[i].key);
         free(files[i].stats);
+        lake_keyidx_free(files[i].idx);
     }
     *n = 0;
 }
@@ -998,9 +1038,13 @@ static void key_range(lake_writer *w)
  * something to do with them: a full export (delete_absent) into an empty table has not. */
 static int merge_keys(lake_writer *w, fl_err *err)
 {
-    if (w->n_adopted_src && (w->snap->n_files || !w->o.delete_absent) &&
-        read_adopted_keys(w, err) != 0)
-        return -1;
+    if (w->n_adopted_src && (w->snap->n_files || !w->o.delete_absent)) {
+        if (read_adopted_keys(w, err) != 0) return -1;
+        free(w->key_list);   /* the key set grew: the list is rebuilt when needed */
+        free(w->key_lens);
+        w->key_list = NULL;
+        w->key_lens = NULL;
+    }
     key_range(w);
     return 0;
 }
@@ -1123,6 +1167,8 @@ int lake_commit(lake_writer *w, lake_result *res, fl_err *err)
     if (res) *res = w->res;
     w->committed = rc == 0 && !w->res.skipped;
     for (size_t i = 0; rc == 0 && i < w->n_added; i++) {
+        if (w->committed) lake_keyidx_cache_put(w->url, w->added[i].key, w->added[i].idx);
+        else lake_keyidx_free(w->added[i].idx);
         free(w->added[i].key);
         free(w->added[i].stats);
     }
@@ -1165,6 +1211,9 @@ void lake_abort(lake_writer *w)
     free(w->sorted_keys);
     for (size_t i = 0; i < w->n_adopted_src; i++) free(w->adopted_src[i]);
     free(w->adopted_src);
+    free(w->url);
+    free(w->key_list);
+    free(w->key_lens);
     free(w->view_cols_extra.vals);
     free(w->view_cols_extra.valid);
     free(w->view_cols);

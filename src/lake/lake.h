@@ -79,6 +79,7 @@ typedef struct lake_result {
 } lake_result;
 
 typedef struct lake_writer lake_writer;
+typedef struct lake_keyidx lake_keyidx;   /* a data file's key index, see below */
 /* schema: the incoming batches' schema (copied). */
 lake_writer *lake_writer_open(const char *url, const rows_schema *schema,
                               const lake_options *o, fl_err *err);
@@ -87,12 +88,36 @@ int lake_write(lake_writer *w, const rows_batch *b, fl_err *err);
  * is_deleted) as if its rows had gone through lake_write, without decoding or re-encoding
  * them: the file is hard-linked (or copied) into the table under a new data file name and,
  * on a remote store, uploaded. stats_json is its Delta stats (delta_stats_json of the
- * pq_file_stats its writer returned). path stays the caller's and must stay in place until
+ * pq_file_stats its writer returned); idx (may be NULL, taken over in any case) is the
+ * file's key index, cached once the commit lands (see "key index" below). path stays the caller's and must stay in place until
  * lake_commit returns: a merge reads the incoming keys back from it (the key column only)
  * when the table has files to merge into. */
-int lake_adopt(lake_writer *w, const char *path, const char *stats_json, fl_err *err);
+int lake_adopt(lake_writer *w, const char *path, const char *stats_json,
+               lake_keyidx *idx, fl_err *err);
 /* Commits and frees w (whatever the outcome). */
 int lake_commit(lake_writer *w, lake_result *res, fl_err *err);
 void lake_abort(lake_writer *w);
+
+/* ---- key index ----
+ * A DV merge must find the rows of the incoming keys in every candidate file; without
+ * help it reads the file's key column. A writer that sees its rows' keys as it writes them
+ * (the export chunks) builds a key index instead: a 128-bit hash of each row's key with
+ * the row's position in the file. lake_adopt() hands it over; once the commit lands, the
+ * index is kept in a process-wide cache under (table url, file path), and later merges
+ * into that table look keys up there (binary search) instead of scanning. Data files are
+ * immutable and their names unique, so an entry is never stale; a miss (a restart, an
+ * eviction, a file written by another process) just means a scan. Memory: indexes being
+ * built plus cached ones stay within FHIRLAKE_KEY_CACHE_MB (default 256; least recently
+ * used first out); an index that would exceed it is dropped while being built. */
+lake_keyidx *lake_keyidx_new(void);
+/* Row `row` (position in the file) has this key; rows may come in any order. */
+void lake_keyidx_add(lake_keyidx *x, int64_t row, const char *key, size_t len);
+void lake_keyidx_free(lake_keyidx *x);
+/* Takes x over (sorts it, caches it; frees it if it was dropped). */
+void lake_keyidx_cache_put(const char *table, const char *file, lake_keyidx *x);
+/* 1 when the cache has the file: *rows (malloc'd, ascending) are the positions of the rows
+ * whose key is one of keys[0..n_keys); 0 when it has not (nothing allocated). */
+int lake_keyidx_cache_rows(const char *table, const char *file, const char *const *keys,
+                           const uint32_t *lens, size_t n_keys, int64_t **rows, size_t *n_rows);
 
 #endif

@@ -481,6 +481,34 @@ static void test_lake_merge(void)
     lake_merge_case(false);
 }
 
+/* Key index cache: the rows of the asked keys, ascending, every row of a key that has
+ * several; other tables / files are misses; a dropped (over budget) index is never used. */
+static void test_keyidx_cache(void)
+{
+    lake_keyidx *x = lake_keyidx_new();
+    for (int row = 0; row < 3000; row++) {   /* key k<row/3>: three rows a key, shuffled */
+        int r = (row * 7919) % 3000;
+        char k[16];
+        int n = snprintf(k, sizeof k, "k%d", r / 3);
+        lake_keyidx_add(x, r, k, (size_t)n);
+    }
+    lake_keyidx_cache_put("/t/a", "part-1.parquet", x);
+    const char *keys[] = {"k5", "k999", "nope", "k0"};
+    uint32_t lens[] = {2, 4, 4, 2};
+    int64_t *rows = NULL;
+    size_t n = 0;
+    CHECK(lake_keyidx_cache_rows("/t/a", "part-1.parquet", keys, lens, 4, &rows, &n) == 1);
+    int64_t want[] = {0, 1, 2, 15, 16, 17, 2997, 2998, 2999};
+    CHECK(n == 9);
+    for (size_t i = 0; i < n && i < 9; i++) CHECK(rows[i] == want[i]);
+    free(rows);
+    CHECK(lake_keyidx_cache_rows("/t/b", "part-1.parquet", keys, lens, 4, &rows, &n) == 0);
+    CHECK(lake_keyidx_cache_rows("/t/a", "part-2.parquet", keys, lens, 4, &rows, &n) == 0);
+    CHECK(lake_keyidx_cache_rows("/t/a", "part-1.parquet", keys + 2, lens + 2, 1, &rows, &n) == 1);
+    CHECK(n == 0);
+    free(rows);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fhirlake-test-delta-XXXXXX");
@@ -494,6 +522,7 @@ int main(void)
     RUN(test_checkpoint_interval_property);
     RUN(test_last_checkpoint_hint);
     RUN(test_lake_merge);
+    RUN(test_keyidx_cache);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
