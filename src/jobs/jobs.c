@@ -662,6 +662,7 @@ static int run_chunk(jobs_engine *e, job *j, int v, int c, int64_t *rows_out, fl
     }
     *rows_out = r.rows;
     if (rc == 0 && r.idx) { /* kept for finalize, which hands it to the table's writer */
+        lake_keyidx_sort(r.idx);   /* here, in parallel, not in finalize */
         pthread_mutex_lock(&e->mu);
         size_t i = (size_t)v * (size_t)j->K + (size_t)c;
         lake_keyidx_free(j->kidx[i]);

@@ -18,6 +18,7 @@ struct lake_keyidx {
     kx_ent *e;
     size_t n, cap;
     bool dropped;        /* over the memory budget: no index, merges scan */
+    bool sorted;
 };
 
 /* Memory of indexes being built plus cached ones, against one budget. */
@@ -94,6 +95,7 @@ void lake_keyidx_add(lake_keyidx *x, int64_t row, const char *key, size_t len)
         if (!x->e) abort();
         x->cap = cap;
     }
+    x->sorted = false;
     kx_ent *e = &x->e[x->n++];
     key_hash(key, len, &e->a, &e->b);
     e->row = row;
@@ -105,6 +107,13 @@ static int ent_cmp(const void *p, const void *q)
     if (x->a != y->a) return x->a < y->a ? -1 : 1;
     if (x->b != y->b) return x->b < y->b ? -1 : 1;
     return (x->row > y->row) - (x->row < y->row);
+}
+
+void lake_keyidx_sort(lake_keyidx *x)
+{
+    if (!x || x->dropped || x->sorted) return;
+    qsort(x->e, x->n, sizeof *x->e, ent_cmp);
+    x->sorted = true;
 }
 
 /* ---- the cache: (table, file) -> index, least recently used out first ---- */
@@ -149,7 +158,7 @@ void lake_keyidx_cache_put(const char *table, const char *file, lake_keyidx *x)
         lake_keyidx_free(x);
         return;
     }
-    qsort(x->e, x->n, sizeof *x->e, ent_cmp);
+    lake_keyidx_sort(x);
     kx_slot *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->name = slot_name(table, file);

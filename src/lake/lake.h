@@ -113,6 +113,8 @@ lake_keyidx *lake_keyidx_new(void);
 /* Row `row` (position in the file) has this key; rows may come in any order. */
 void lake_keyidx_add(lake_keyidx *x, int64_t row, const char *key, size_t len);
 void lake_keyidx_free(lake_keyidx *x);
+/* Sorts it now (else lake_keyidx_cache_put does): the writer's thread can pay for it. */
+void lake_keyidx_sort(lake_keyidx *x);
 /* Takes x over (sorts it, caches it; frees it if it was dropped). */
 void lake_keyidx_cache_put(const char *table, const char *file, lake_keyidx *x);
 /* 1 when the cache has the file: *rows (malloc'd, ascending) are the positions of the rows
