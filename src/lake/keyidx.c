@@ -112,7 +112,7 @@ static int ent_cmp(const void *p, const void *q)
 void lake_keyidx_sort(lake_keyidx *x)
 {
     if (!x || x->dropped || x->sorted) return;
-    qsort(x->e, x->n, sizeof *x->e, ent_cmp);
+    if (x->n > 1) qsort(x->e, x->n, sizeof *x->e, ent_cmp); /* (e is NULL when empty) */
     x->sorted = true;
 }
 
