@@ -70,6 +70,21 @@ pytest: all
 clean:
 	rm -rf build build-asan
 
+# $(call asan_pytest,NAME,TEST_FILE): TEST_FILE's integration tests against an ASan+UBSan
+# build (build-asan/fhirlake); fails when any server log holds a sanitizer report (leaks
+# included, checked at graceful stop). Used by the asan-* targets of mk/*.mk.
+ASAN_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+define asan_pytest
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SAN_FLAGS="$(ASAN_SAN)" build-asan/fhirlake
+	@bt=$$(mktemp -d /tmp/fl-$(1).XXXXXX); \
+	FHIRLAKE_BIN=$(CURDIR)/build-asan/fhirlake ASAN_OPTIONS=detect_leaks=1 \
+	  python3 -m pytest -q -p no:cacheprovider --basetemp=$$bt $(2); \
+	rc=$$?; \
+	if grep -rlE "AddressSanitizer|LeakSanitizer|runtime error:" $$bt --include='*.log'; then \
+	  echo "$(1): sanitizer report in the server logs above"; rc=1; fi; \
+	rm -rf $$bt; exit $$rc
+endef
+
 -include mk/*.mk
 
 # After the fragments: prerequisites expand when read, and mk/*.mk add to EXTRA_TESTS.

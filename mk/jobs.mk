@@ -11,16 +11,7 @@ EXTRA_PHONY += asan-export bench-export
 EXTRA_TESTS += asan-export
 
 asan-export:
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  build-asan/fhirlake
-	@bt=$$(mktemp -d /tmp/fl-asan-export.XXXXXX); \
-	FHIRLAKE_BIN=$(CURDIR)/build-asan/fhirlake ASAN_OPTIONS=detect_leaks=1 \
-	  python3 -m pytest -q -p no:cacheprovider --basetemp=$$bt tests/integration/test_export.py; \
-	rc=$$?; \
-	if grep -rlE "AddressSanitizer|LeakSanitizer|runtime error:" $$bt --include='*.log'; then \
-	  echo "asan-export: sanitizer report in the server logs above"; rc=1; fi; \
-	rm -rf $$bt; exit $$rc
+	$(call asan_pytest,asan-export,tests/integration/test_export.py)
 
 bench-export: all
 	@BENCH_NO_BUILD=1 bash bench/export/run.sh

@@ -10,16 +10,7 @@ EXTRA_PHONY += asan-subs bench-subs
 EXTRA_TESTS += asan-subs
 
 asan-subs:
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  build-asan/fhirlake
-	@bt=$$(mktemp -d /tmp/fl-asan-subs.XXXXXX); \
-	FHIRLAKE_BIN=$(CURDIR)/build-asan/fhirlake ASAN_OPTIONS=detect_leaks=1 \
-	  python3 -m pytest -q -p no:cacheprovider --basetemp=$$bt tests/integration/test_subs.py; \
-	rc=$$?; \
-	if grep -rlE "AddressSanitizer|LeakSanitizer|runtime error:" $$bt --include='*.log'; then \
-	  echo "asan-subs: sanitizer report in the server logs above"; rc=1; fi; \
-	rm -rf $$bt; exit $$rc
+	$(call asan_pytest,asan-subs,tests/integration/test_subs.py)
 
 bench-subs: all
 	@bash bench/subs/run.sh

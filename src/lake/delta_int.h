@@ -16,6 +16,10 @@ int delta_replay_apply(delta_replay *r, const json_val *obj, fl_err *err);
 json_val *delta_commit_parse(arena *a, const char *text, size_t len, const char *key,
                              fl_err *err);
 
+/* A fast 64-bit hash of bytes, eight a step (keyidx.c); in memory only, never persisted:
+ * merge key sets and key indexes. */
+uint64_t lake_hash64(const char *p, size_t n, uint64_t seed);
+
 /* Replays a classic checkpoint's actions (delta_checkpoint.c). */
 int delta_checkpoint_read(objstore *s, const char *key, delta_replay *r, fl_err *err);
 

@@ -4,6 +4,7 @@
  * instead of reading the file's key column. Two independent 64-bit hashes make a false
  * match (which would delete a row of another key) as likely as a 128-bit collision. */
 #include "lake.h"
+#include "delta_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ static int64_t budget(void)
     return __atomic_load_n(&b, __ATOMIC_RELAXED);
 }
 
-static uint64_t hash64(const char *p, size_t n, uint64_t seed)
+uint64_t lake_hash64(const char *p, size_t n, uint64_t seed)
 {
     uint64_t h = seed ^ n, x;
     for (; n >= 8; p += 8, n -= 8) {
@@ -53,8 +54,8 @@ static uint64_t hash64(const char *p, size_t n, uint64_t seed)
 
 static void key_hash(const char *p, size_t n, uint64_t *a, uint64_t *b)
 {
-    *a = hash64(p, n, 0x243f6a8885a308d3ull);
-    *b = hash64(p, n, 0x13198a2e03707344ull);
+    *a = lake_hash64(p, n, 0x243f6a8885a308d3ull);
+    *b = lake_hash64(p, n, 0x13198a2e03707344ull);
 }
 
 lake_keyidx *lake_keyidx_new(void)

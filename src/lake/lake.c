@@ -2,6 +2,7 @@
  * batches and the table, streaming data files, the merge rewrite (key set, stats-based
  * file skipping, copying surviving rows), and the commit/retry loop. */
 #include "lake.h"
+#include "delta_int.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -91,20 +92,10 @@ void lake_options_init(lake_options *o)
 }
 
 /* ---- key set ---- */
-/* Eight bytes a step (a merge probes every key of every candidate file; FHIR ids are
- * often 36-byte UUIDs). In memory only, never persisted. */
+/* A merge probes every key of every candidate file (FHIR ids: often 36-byte UUIDs). */
 static uint64_t hash_bytes(const char *p, size_t n)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, x;
-    for (; n >= 8; p += 8, n -= 8) {
-        memcpy(&x, p, 8);
-        h = (h ^ x) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    x = 0;
-    memcpy(&x, p, n);
-    h = (h ^ x) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 29);
+    return lake_hash64(p, n, 0x9e3779b97f4a7c15ull);
 }
 
 /* Slot i holds a key when slots[i].p is set; tags[i] (the hash's high half) rules out
