@@ -9,8 +9,9 @@
 # view export --mode append; --mode merge creating a table, then a second merge (checked to
 # write deletion vectors), then merges with --key id up to version 11, so the committer
 # writes the version-10 checkpoint and the last merge replays from it (both checked);
-# an export that fails on a bad line (abort path); sof-test over ../shared/sof-tests;
-# load; deltatool read / snapshot / checkpoint / vacuum on the CLI's DV table, and
+# an export that fails on a bad line (abort path); errors on corrupt logs (message kept);
+# sof-test over ../shared/sof-tests; load; deltatool read / snapshot / checkpoint / vacuum
+# on the CLI's DV table, and
 # deltatool write (multi-file table, then a DV merge) / checkpoint / read / vacuum.
 # The functional checks only make sure each path really ran: the tests under
 # tests/integration judge the results.
@@ -113,6 +114,18 @@ done
 check "checkpoint written at version 10" \
     test -s $T/_delta_log/00000000000000000010.checkpoint.parquet -a -s $T/_delta_log/_last_checkpoint
 vg export-bad-line 1 "$FL" view export view.json a.ndjson bad.ndjson --to $T
+# Corrupt logs: the errors wrap the parser's message in context (fl_err_set with its own
+# msg as an argument, which once overlapped and came out garbled).
+cp -r lake/app lake/bad-schema
+sed -i 's/"schemaString":"{/"schemaString":"{x/' lake/bad-schema/_delta_log/00000000000000000000.json
+vg export-bad-schema 1 "$FL" view export view.json c.ndjson --to lake/bad-schema
+check "export-bad-schema: the parser's message kept" \
+    grep -q "bad schemaString: invalid JSON: unexpected 'x'" export-bad-schema.err
+cp -r lake/app lake/bad-commit
+echo '{"commitInfo":{' >>lake/bad-commit/_delta_log/00000000000000000000.json
+vg dt-read-bad-commit 1 "$DT" read lake/bad-commit
+check "dt-read-bad-commit: the parser's message kept" \
+    grep -q "corrupt commit file: invalid JSON: unexpected end of input" dt-read-bad-commit.err
 
 # ---- sof-test, load ----
 vg sof-test 0 "$FL" sof-test "$SOF_DIR"/*.json --report sof-report.json -q
