@@ -6,15 +6,21 @@
 #include <sys/random.h>
 #include <time.h>
 
+/* Formats into scratch copies first: callers wrap an error with its own text
+ * (fl_err_set(err, ..., "context: %s", err->msg)), and s(n)printf between overlapping
+ * objects is undefined (valgrind saw the message come out garbled). */
 void fl_err_set(fl_err *e, int status, const char *where, const char *fmt, ...)
 {
     if (!e) return;
-    e->status = status;
-    snprintf(e->where, sizeof e->where, "%s", where ? where : "");
+    char w[sizeof e->where], m[sizeof e->msg];
+    snprintf(w, sizeof w, "%s", where ? where : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
+    e->status = status;
+    memcpy(e->where, w, sizeof w);
+    memcpy(e->msg, m, sizeof m);
 }
 
 void fl_err_clear(fl_err *e)

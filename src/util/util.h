@@ -9,6 +9,8 @@
  *    error maps to at the HTTP edge (400, 404, 409, 410, 412, 413, 415, 422, 500...),
  *    `msg` is human text, `where` names the offending element (a FHIRPath-ish location
  *    such as "select[1].column[0].name" or "Bundle.entry[3]") or is empty.
+ *    fl_err_set(e, ...) may take e->msg / e->where among its arguments (wrapping an
+ *    error in context): it formats into scratch space before overwriting e.
  *  - time: RFC 3339 <-> microseconds since the Unix epoch (UTC).
  *  - uuid: random v4 ids.
  *  - log: one line per event on stderr, with level and UTC time.

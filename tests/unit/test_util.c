@@ -78,6 +78,11 @@ static void test_err(void)
     CHECK(e.status == 400);
     CHECK_STR(e.where, "Patient.id");
     CHECK_STR(e.msg, "bad id 'x y'");
+    /* wrapping an error in context: the arguments point into e itself */
+    fl_err_set(&e, 422, e.where, "corrupt commit file: %s (at %s)", e.msg, e.where);
+    CHECK(e.status == 422);
+    CHECK_STR(e.where, "Patient.id");
+    CHECK_STR(e.msg, "corrupt commit file: bad id 'x y' (at Patient.id)");
 }
 
 static void test_rows(void)
