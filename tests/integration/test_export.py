@@ -302,6 +302,32 @@ def test_small_since_export_uses_few_chunks(srv, tmp_path):
     assert got["p11"]["family_name"] == "Also" and got["p7"]["is_deleted"] == 1
 
 
+def test_since_without_key_index_memory(fhir_server_factory, tmp_path):
+    """With no memory for key indexes (FHIRLAKE_KEY_CACHE_MB=0) every index is dropped while
+    being built; a _since export then finds the replaced rows by reading key columns."""
+    os.environ["FHIRLAKE_KEY_CACHE_MB"] = "0"
+    try:
+        srv = fhir_server_factory()
+    finally:
+        del os.environ["FHIRLAKE_KEY_CACHE_MB"]
+    put(srv, VIEW)
+    load_patients(srv, 30)
+    t = str(tmp_path / "t")
+    m = run_export(srv, export_params({"name": "tablePath", "valueString": t},
+                                      {"name": "chunkCount", "valueInteger": 3}))
+    end = param(m, "exportEndTime")[0]["valueInstant"]
+    put(srv, patient("p4", "male", "1990-05-05", "New", "Name"))
+    requests.delete(srv.url("Patient/p9"))
+    run_export(srv, export_params({"name": "tablePath", "valueString": t},
+                                  {"name": "_since", "valueInstant": end}))
+    got = {}
+    for r in read_rs(t):
+        assert r["id"] not in got, r
+        got[r["id"]] = r
+    assert len(got) == 30 and got["p4"]["family_name"] == "New" and got["p9"]["is_deleted"] == 1
+    assert [f for f in os.listdir(t) if f.startswith("deletion_vector_")]
+
+
 def test_cancel(fhir_server_factory, tmp_path):
     srv = fhir_server_factory(args=())
     srv.stop()
