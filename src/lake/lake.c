@@ -41,6 +41,7 @@ typedef struct data_slot {
     char *key;
     size_t bytes;
     int64_t rows;
+    lake_keyidx *idx;    /* merge: the file's key index (lake.h) */
 } data_slot;
 
 struct lake_writer {
@@ -431,7 +432,14 @@ static int finish_slot(lake_writer *w, data_slot *d, fl_err *err)
     d->key = NULL;
     d->bytes = 0;
     d->rows = 0;
-    if (rc != 0) return -1;
+    if (rc != 0) {
+        lake_keyidx_free(d->idx);
+        d->idx = NULL;
+        return -1;
+    }
+    lake_keyidx_sort(d->idx);
+    f.idx = d->idx;   /* cached with the file once the commit lands */
+    d->idx = NULL;
     push_file(&w->added, &w->n_added, &w->cap_added, f);
     return 0;
 }
@@ -508,6 +516,19 @@ static void *slice_run(void *arg)
     return NULL;
 }
 
+/* A merge writer records where each incoming key lands in its file (rows [lo, hi) of b
+ * go to d's file from row d->rows on), so that later merges need not read the file. */
+static void index_keys(lake_writer *w, data_slot *d, const rows_batch *b, size_t lo, size_t hi)
+{
+    if (w->o.mode != LAKE_MERGE || w->in_key < 0) return;
+    if (!d->idx) d->idx = lake_keyidx_new();
+    for (size_t r = lo; r < hi; r++)
+        if (!rows_is_null(b, (size_t)w->in_key, r)) {
+            rows_str k = rows_get(b, (size_t)w->in_key, r)->s;
+            lake_keyidx_add(d->idx, d->rows + (int64_t)(r - lo), k.p, k.len);
+        }
+}
+
 /* Writes b across the slots, one contiguous row range per slot, in parallel. */
 static int write_slices(lake_writer *w, const rows_batch *b, int n, fl_err *err)
 {
@@ -520,6 +541,7 @@ static int write_slices(lake_writer *w, const rows_batch *b, int n, fl_err *err)
         size_t lo = b->n_rows * (size_t)i / (size_t)n, hi = b->n_rows * (size_t)(i + 1) / (size_t)n;
         jobs[i] = (slice_job){.pw = w->slots[i].pw};
         slice_view(b, lo, hi, cols + (size_t)i * b->schema->n, &jobs[i].view);
+        index_keys(w, &w->slots[i], b, lo, hi);
         w->slots[i].rows += (int64_t)(hi - lo);
         w->slots[i].bytes += rows_batch_bytes(b) / (size_t)n;
         if (i > 0) started[i] = pthread_create(&th[i], NULL, slice_run, &jobs[i]) == 0;
@@ -1189,6 +1211,7 @@ void lake_abort(lake_writer *w)
     for (int i = 0; i < w->n_slots; i++) {
         if (w->slots[i].pw) pq_writer_abort(w->slots[i].pw);
         free(w->slots[i].key);
+        lake_keyidx_free(w->slots[i].idx);
     }
     if (w->os) {
         delete_files(w, w->added, &w->n_added);

@@ -101,7 +101,7 @@ void lake_abort(lake_writer *w);
 /* ---- key index ----
  * A DV merge must find the rows of the incoming keys in every candidate file; without
  * help it reads the file's key column. A writer that sees its rows' keys as it writes them
- * (the export chunks) builds a key index instead: a 128-bit hash of each row's key with
+ * (the export chunks, and lake_write() itself in merge mode) builds a key index instead: a 128-bit hash of each row's key with
  * the row's position in the file. lake_adopt() hands it over; once the commit lands, the
  * index is kept in a process-wide cache under (table url, file path), and later merges
  * into that table look keys up there (binary search) instead of scanning. Data files are
