@@ -143,3 +143,16 @@ def fhir_server_factory(tmp_path):
     yield make
     for srv in made:
         srv.close()
+
+
+# A Spark session with Delta (module scope; every in-process session asks for the same jars,
+# see delta_helpers.spark_session). Modules that need another session define their own.
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    pytest.importorskip("delta")
+    os.environ.setdefault("TZ", "UTC")
+    from delta_helpers import spark_session
+    s = spark_session()
+    yield s
+    s.stop()

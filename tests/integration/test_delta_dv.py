@@ -22,17 +22,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(DELTATOOL), reason="build/too
 SCHEMA = "id:string,n:long"
 
 
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark")
-    pytest.importorskip("delta")
-    os.environ.setdefault("TZ", "UTC")
-    from delta_helpers import spark_session
-    s = spark_session()
-    yield s
-    s.stop()
-
-
 def read_ours(t):
     """The live rows as fhirlake reads them (deltatool read honours DVs)."""
     p = subprocess.run([DELTATOOL, "read", t], capture_output=True, text=True, timeout=300)

@@ -17,17 +17,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(DELTATOOL), reason="build/too
 SCHEMA = "id:string,flag:bool,n:int,big:long,x:double,amount:decimal,born:date,seen:timestamp,tags:string[]"
 
 
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark")
-    pytest.importorskip("delta")
-    os.environ.setdefault("TZ", "UTC")
-    from delta_helpers import spark_session
-    s = spark_session()
-    yield s
-    s.stop()
-
-
 def row(i, v=0):
     return {"id": f"p{i:04d}", "flag": i % 2 == 1, "n": i * 10 + v, "big": 2**40 + i,
             "x": i + 0.5, "amount": f"{i}.125", "born": "2001-02-%02d" % (i % 28 + 1),
